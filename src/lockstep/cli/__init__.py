@@ -1,0 +1,1 @@
+"""The ``lockstep`` command line: thin commands over the workspace, rendered with Rich."""

@@ -1,0 +1,305 @@
+"""The ``lockstep`` command: parse, call the workspace, render; errors become exit codes here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from lockstep import __version__
+
+if TYPE_CHECKING:
+    from lockstep.workspace import Workspace
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class Context:
+    """What every command needs: the settings and, on demand, the opened workspace."""
+
+    def __init__(self, debug: bool) -> None:
+        from lockstep.settings import Settings
+
+        self.debug = debug
+        self.settings = Settings.from_env()
+        self._workspace: Workspace | None = None
+
+    def workspace(self, *, create: bool = False) -> Workspace:
+        if self._workspace is None:
+            from lockstep.tracking import liveness
+            from lockstep.workspace import Workspace
+
+            self._workspace = Workspace.open(self.settings, create=create)
+            liveness.reap_dead_runs(
+                self._workspace.meta, grace=self._workspace.settings.heartbeat_grace
+            )
+        return self._workspace
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.version_option(__version__, prog_name="lockstep")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Lockstep: reproducible machine-learning runs.
+
+    Runs are addressed by full id, a unique id prefix (4+ characters), a unique
+    name, or `last`.
+    """
+    ctx.obj = Context(debug)
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
+@pass_context
+def init(obj: Context, path: Path | None) -> None:
+    """Create a lockstep store (.lockstep/) in PATH (default: here, or $LOCKSTEP_HOME)."""
+    from lockstep.settings import STORE_DIRNAME
+    from lockstep.workspace import Workspace, init_store_dir
+
+    settings = obj.settings
+    if path is not None:
+        from dataclasses import replace
+
+        settings = replace(settings, cwd=path.resolve(), home=None)
+        path.mkdir(parents=True, exist_ok=True)
+    store_dir = settings.home or settings.cwd / STORE_DIRNAME
+    created = init_store_dir(store_dir)
+    workspace = Workspace.open(replace_home(settings, store_dir))
+    where = workspace.meta.location
+    workspace.close()
+    verb = "created" if created else "already initialised:"
+    click.echo(f"{verb} {store_dir} (metadata: {where})")
+
+
+def replace_home(settings: Any, store_dir: Path) -> Any:
+    from dataclasses import replace
+
+    return replace(settings, home=store_dir)
+
+
+@cli.command("runs")
+@click.option("-e", "--experiment", help="Only runs of this experiment.")
+@click.option(
+    "-f",
+    "--filter",
+    "filter_",
+    default="",
+    metavar="EXPR",
+    help='e.g. "params.lr > 0.01 and metrics.acc >= 0.9".',
+)
+@click.option(
+    "-s",
+    "--sort",
+    default="",
+    metavar="KEYS",
+    help="e.g. -metrics.acc,params.lr (- for descending). Default: newest first.",
+)
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="At most this many runs.",
+)
+@click.option("--all", "show_all", is_flag=True, help="Every matching run (no limit).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+def runs_command(
+    obj: Context,
+    experiment: str | None,
+    filter_: str,
+    sort: str,
+    limit: int,
+    show_all: bool,
+    as_json: bool,
+) -> None:
+    """List runs, newest first, with a filter and a sort."""
+    from lockstep.cli import render
+    from lockstep.core.query import parse_filter, parse_sort
+
+    where, order = parse_filter(filter_), parse_sort(sort)
+    meta = obj.workspace().meta
+    records = meta.search(
+        experiment=experiment, where=where, sort=order, limit=None if show_all else limit
+    )
+    if as_json:
+        render.print_json([r.to_json() for r in records])
+        return
+    total = len(records) if show_all else meta.count(experiment=experiment, where=where)
+    render.run_table(records, total)
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+def show(obj: Context, run: str, as_json: bool) -> None:
+    """Show everything recorded about RUN."""
+    from lockstep.cli import render
+
+    meta = obj.workspace().meta
+    record = meta.get_run(meta.resolve(run))
+    if as_json:
+        render.print_json(record.to_json())
+    else:
+        render.run_detail(record)
+
+
+@cli.command()
+@click.argument("run")
+@click.argument("key")
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Show the first and last N points of a long series.",
+)
+@click.option("--all", "show_all", is_flag=True, help="Show every point.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (every point).")
+@pass_context
+def metrics(obj: Context, run: str, key: str, limit: int, show_all: bool, as_json: bool) -> None:
+    """Print the series of metric KEY of RUN."""
+    from lockstep.cli import render
+    from lockstep.errors import UsageError
+    from lockstep.tracking.history import MetricHistory
+
+    meta = obj.workspace().meta
+    run_id = meta.resolve(run)
+    history = MetricHistory.from_chunks(key, meta.metric_chunks(run_id, key))
+    if len(history) == 0:
+        known = ", ".join(meta.get_run(run_id).metrics) or "none"
+        raise UsageError(f"run {run} has no metric {key!r}; its metrics: {known}")
+    if as_json:
+        render.print_json(history.to_json())
+    else:
+        render.metric_series(history, None if show_all else limit)
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, required=True)
+@pass_context
+def rm(obj: Context, runs: tuple[str, ...]) -> None:
+    """Delete RUNS and everything recorded with them."""
+    meta = obj.workspace().meta
+    resolved = [(ref, meta.resolve(ref)) for ref in runs]  # all or nothing
+    for _, run_id in resolved:
+        record = meta.get_run(run_id)
+        meta.delete_run(run_id)
+        click.echo(f"deleted {record.name} ({run_id})")
+
+
+@cli.command()
+@click.argument("run")
+@click.argument("text")
+@pass_context
+def note(obj: Context, run: str, text: str) -> None:
+    """Set the free-text note of RUN."""
+    meta = obj.workspace().meta
+    meta.set_note(meta.resolve(run), text)
+
+
+@cli.command()
+@click.argument("run")
+@click.argument("assignments", nargs=-1, required=True, metavar="KEY=VALUE...")
+@click.option("--delete", is_flag=True, help="Remove the named tags instead (give KEY only).")
+@pass_context
+def tag(obj: Context, run: str, assignments: tuple[str, ...], delete: bool) -> None:
+    """Set (or --delete) tags of RUN."""
+    from lockstep.errors import UsageError
+
+    meta = obj.workspace().meta
+    run_id = meta.resolve(run)
+    if delete:
+        for key in assignments:
+            meta.delete_tag(run_id, key)
+        return
+    tags = {}
+    for text in assignments:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise UsageError(f"tag {text!r} must look like key=value")
+        tags[key] = value
+    meta.set_tags(run_id, tags)
+
+
+@cli.command()
+@pass_context
+def migrate(obj: Context) -> None:
+    """Upgrade the store's schema to this lockstep's (back it up first)."""
+    from lockstep.meta import migrate as migrations
+    from lockstep.meta.engine import create_engine
+    from lockstep.workspace import find_store_dir
+
+    settings = obj.settings
+    store_dir = find_store_dir(settings)
+    if store_dir is None:
+        from lockstep.errors import StoreNotFound
+
+        raise StoreNotFound(str(settings.cwd / ".lockstep"))
+    settings = settings.with_config(store_dir)
+    url = settings.db_url or f"sqlite:///{store_dir / 'lockstep.db'}"
+    engine = create_engine(url)
+    before, after = migrations.upgrade(engine)
+    engine.dispose()
+    if before == after:
+        click.echo(f"schema {after} is current")
+    else:
+        click.echo(f"migrated schema {before or 'none'} -> {after}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and turn errors into one line and an exit code."""
+    sys.exit(run_cli(argv))
+
+
+def run_cli(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        result = cli.main(args=args, prog_name="lockstep", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return EXIT_FAILURE
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        return EXIT_FAILURE
+    except Exception as exc:
+        return _report(exc, debug)
+
+
+def _report(exc: Exception, debug: bool) -> int:
+    from lockstep.errors import LockstepError, RunNotFound, UsageError
+
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc)
+    if isinstance(exc, (UsageError, RunNotFound)):
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_USAGE
+    if isinstance(exc, LockstepError):
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_FAILURE
+    click.echo(
+        f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+        err=True,
+    )
+    return EXIT_FAILURE

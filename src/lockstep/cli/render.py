@@ -1,0 +1,187 @@
+"""Rich rendering of runs, run lists and metric series for the terminal."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from lockstep.core.records import RunRecord
+    from lockstep.tracking.history import MetricHistory
+
+_STATUS_STYLE = {
+    "running": "cyan",
+    "finished": "green",
+    "failed": "red",
+    "killed": "yellow",
+    "crashed": "magenta",
+}
+
+
+def console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def print_json(value: Any) -> None:
+    """JSON on stdout, one document, valid (NaN and infinity spelled as strings)."""
+    import sys
+
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def number(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        return f"{value:.6g}"
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def status(text: str) -> str:
+    return f"[{_STATUS_STYLE.get(text, 'white')}]{text}[/]"
+
+
+def run_table(records: list[RunRecord], total: int) -> None:
+    from rich.table import Table
+
+    out = console()
+    if not records:
+        out.print("no runs match; start one with `lockstep run -- python train.py`")
+        return
+    param_keys = sorted({k for r in records for k in r.params})[:6]
+    metric_keys = sorted({k for r in records for k in r.metrics})[:6]
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for header in ("id", "name", "experiment", "status", "started", "took"):
+        table.add_column(header, no_wrap=True)
+    for key in param_keys:
+        table.add_column(f"params.{key}", justify="right", style="blue")
+    for key in metric_keys:
+        table.add_column(f"metrics.{key}", justify="right", style="green")
+    for r in records:
+        table.add_row(
+            r.id[:12],
+            r.name,
+            r.experiment,
+            status(str(r.status)),
+            when(r.start_time),
+            duration(r.duration),
+            *[number(r.params[k]) if k in r.params else "" for k in param_keys],
+            *[number(r.metrics[k].last) if k in r.metrics else "" for k in metric_keys],
+        )
+    out.print(table)
+    if total > len(records):
+        out.print(f"[dim]{len(records)} of {total} runs; --limit N or --all for more[/]")
+
+
+def run_detail(record: RunRecord) -> None:
+    from rich.table import Table
+
+    out = console()
+    out.print(f"[bold]{record.name}[/]  {record.id}")
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="dim")
+    facts.add_column()
+    facts.add_row("experiment", record.experiment)
+    facts.add_row("status", status(str(record.status)))
+    facts.add_row("started", when(record.start_time))
+    facts.add_row("ended", when(record.end_time))
+    facts.add_row("duration", duration(record.duration))
+    facts.add_row("host", f"{record.host} (pid {record.pid})")
+    if record.note:
+        facts.add_row("note", record.note)
+    out.print(facts)
+    _section(out, "params", {k: number(v) for k, v in record.params.items()})
+    if record.metrics:
+        table = Table(title="metrics", title_justify="left", box=None, header_style="bold")
+        for header in ("key", "last", "step", "min", "max", "points"):
+            table.add_column(header, justify="right" if header != "key" else "left")
+        for key, s in record.metrics.items():
+            table.add_row(
+                key, number(s.last), str(s.last_step), number(s.min), number(s.max), str(s.count)
+            )
+        out.print(table)
+    _section(out, "tags", record.tags)
+    if record.artifacts:
+        table = Table(title="artifacts", title_justify="left", box=None, header_style="bold")
+        for header in ("path", "kind", "size", "digest"):
+            table.add_column(header)
+        for a in record.artifacts:
+            table.add_row(a.path, a.kind, _size(a.size), a.digest[:16])
+        out.print(table)
+    for name, value in record.sections.items():
+        out.print(f"[bold]{name}[/]")
+        out.print_json(json.dumps(value, default=str))
+    if record.error:
+        out.print("[bold red]error[/]")
+        out.print(record.error.rstrip(), markup=False)
+
+
+def _section(out: Console, title: str, values: dict[str, str]) -> None:
+    from rich.table import Table
+
+    if not values:
+        return
+    table = Table(title=title, title_justify="left", box=None, show_header=False)
+    table.add_column(style="dim")
+    table.add_column()
+    for key, value in values.items():
+        table.add_row(key, value)
+    out.print(table)
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def metric_series(history: MetricHistory, limit: int | None) -> None:
+    from rich.table import Table
+
+    out = console()
+    count = len(history)
+    if count == 0:
+        out.print(f"no points for {history.key}")
+        return
+    table = Table(box=None, header_style="bold")
+    for header in ("step", "value", "time"):
+        table.add_column(header, justify="right")
+    rows: list[int] | range = range(count)
+    if limit is not None and count > 2 * limit:
+        rows = [*range(limit), -1, *range(count - limit, count)]
+    for i in rows:
+        if i == -1:
+            table.add_row("...", "...", "...")
+            continue
+        table.add_row(
+            str(int(history.steps[i])),
+            number(float(history.values[i])),
+            when(float(history.times[i])),
+        )
+    out.print(table)
+    out.print(f"[dim]{count} points[/]")

@@ -1,0 +1,117 @@
+"""Frozen records that cross layer boundaries: what a run is, as read back from the store."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from lockstep.core.status import RunStatus
+
+RUN_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Experiment:
+    id: int
+    name: str
+    created_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricSummary:
+    """What search and sort use: the last point, the extremes and how many points."""
+
+    key: str
+    last: float
+    last_step: int
+    min: float
+    max: float
+    count: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Artifact:
+    """A file the run produced or logged, referenced by content digest."""
+
+    path: str
+    digest: str
+    size: int
+    kind: str = "artifact"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRecord:
+    """A run as stored, with everything a listing shows.
+
+    ``sections`` holds the open-ended parts later layers add (command, seed,
+    code, environment, hardware, ...), each a JSON value under its name.
+    """
+
+    schema_version: int = RUN_SCHEMA_VERSION
+    id: str
+    name: str
+    experiment: str
+    status: RunStatus
+    start_time: float
+    end_time: float | None
+    host: str
+    pid: int
+    note: str = ""
+    error: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, MetricSummary] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    artifacts: tuple[Artifact, ...] = ()
+    sections: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.end_time is None else self.end_time - self.start_time
+
+    def final_metrics(self) -> dict[str, float]:
+        return {key: summary.last for key, summary in self.metrics.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``lockstep show --json`` shape: stable keys, sections merged in at the top."""
+        out: dict[str, Any] = {
+            "schema_version": self.schema_version,
+            "id": self.id,
+            "name": self.name,
+            "experiment": self.experiment,
+            "status": str(self.status),
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "duration": self.duration,
+            "host": self.host,
+            "pid": self.pid,
+            "note": self.note,
+            "error": self.error,
+            "params": self.params,
+            "metrics": {k: _json_number(v) for k, v in self.final_metrics().items()},
+            "metric_summaries": {
+                key: {
+                    "last": _json_number(s.last),
+                    "last_step": s.last_step,
+                    "min": _json_number(s.min),
+                    "max": _json_number(s.max),
+                    "count": s.count,
+                }
+                for key, s in self.metrics.items()
+            },
+            "tags": self.tags,
+            "artifacts": [
+                {"path": a.path, "digest": a.digest, "size": a.size, "kind": a.kind}
+                for a in self.artifacts
+            ],
+        }
+        for name, value in self.sections.items():
+            out.setdefault(name, value)
+        return out
+
+
+def _json_number(value: float) -> float | str:
+    """JSON has no NaN or infinity: spell them as strings so the output stays valid JSON."""
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")

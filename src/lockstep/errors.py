@@ -1,0 +1,127 @@
+"""Every error lockstep raises, in one tree.
+
+    LockstepError
+    ├── UsageError(ValueError)             bad input from the caller
+    │   ├── InvalidFilter                  malformed filter or sort expression
+    │   ├── InvalidRunRef                  a run reference that cannot be a run
+    │   └── InvalidMetric(TypeError)       a metric value that is not a number
+    ├── RunNotFound(LookupError)           no run matches a reference
+    │   └── AmbiguousRunRef                several runs match a prefix or a name
+    ├── StoreError                         the store cannot be used as it is
+    │   ├── StoreNotFound(FileNotFoundError)
+    │   ├── StoreTooNew                    written by a newer lockstep
+    │   └── StoreNeedsMigration            older schema; run `lockstep migrate`
+    └── RunStateError(RuntimeError)        an operation the run's state forbids
+
+Each message says what to do next. Context travels as attributes so callers
+never parse messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class LockstepError(Exception):
+    """Root of every error lockstep raises on purpose."""
+
+
+class UsageError(LockstepError, ValueError):
+    """The caller gave input lockstep cannot accept."""
+
+
+class InvalidFilter(UsageError):
+    """A filter or sort expression does not parse."""
+
+    def __init__(self, expression: str, column: int, problem: str) -> None:
+        self.expression = expression
+        self.column = column
+        self.problem = problem
+        pointer = " " * (column - 1) + "^"
+        super().__init__(
+            f"invalid filter at column {column}: {problem}\n  {expression}\n  {pointer}"
+        )
+
+
+class InvalidRunRef(UsageError):
+    """A run reference that no run could ever match."""
+
+    def __init__(self, ref: str, problem: str) -> None:
+        self.ref = ref
+        super().__init__(f"invalid run reference {ref!r}: {problem}")
+
+
+class InvalidMetric(UsageError, TypeError):
+    """A metric value that is not a real number."""
+
+    def __init__(self, key: object, value: object) -> None:
+        self.key = key
+        self.value = value
+        super().__init__(
+            f"metric {key!r} must be a real number, got {type(value).__name__} {value!r}; "
+            "log numbers only (convert tensors with .item())"
+        )
+
+
+class RunNotFound(LockstepError, LookupError):
+    """No run matches the reference."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        super().__init__(f"no run matches {ref!r}; list runs with `lockstep runs`")
+
+
+class AmbiguousRunRef(RunNotFound):
+    """Several runs match the reference."""
+
+    def __init__(self, ref: str, candidates: Sequence[str]) -> None:
+        self.candidates = list(candidates)
+        LockstepError.__init__(
+            self,
+            f"{ref!r} matches {len(self.candidates)} runs ({', '.join(self.candidates[:5])}"
+            f"{', ...' if len(self.candidates) > 5 else ''}); give more characters of the id",
+        )
+        self.ref = ref
+
+
+class StoreError(LockstepError):
+    """The store cannot be used as it is."""
+
+
+class StoreNotFound(StoreError, FileNotFoundError):
+    """No lockstep store where one was expected."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"no lockstep store at {path}; create one with `lockstep init`")
+
+
+class StoreTooNew(StoreError):
+    """The store was written by a newer lockstep than this one."""
+
+    def __init__(self, location: str, schema: str, writer_version: str | None) -> None:
+        self.location = location
+        self.schema = schema
+        self.writer_version = writer_version
+        by = f"lockstep {writer_version}" if writer_version else "a newer lockstep"
+        super().__init__(
+            f"the store at {location} was written by {by} (schema {schema}); "
+            "upgrade lockstep to use it: pip install -U lockstep"
+        )
+
+
+class StoreNeedsMigration(StoreError):
+    """The store's schema is older than this lockstep's."""
+
+    def __init__(self, location: str, current: str | None, head: str) -> None:
+        self.location = location
+        self.current = current
+        self.head = head
+        super().__init__(
+            f"the store at {location} has schema {current or 'none'}, this lockstep needs {head}; "
+            "back it up, then run `lockstep migrate`"
+        )
+
+
+class RunStateError(LockstepError, RuntimeError):
+    """The run's state does not allow the operation."""

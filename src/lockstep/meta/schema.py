@@ -1,0 +1,134 @@
+"""The tables of the metadata store, as this lockstep reads and writes them."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+# Alembic revisions this lockstep knows, oldest first; the last is the head.
+SCHEMA_REVISIONS = ("0001",)
+SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
+
+metadata = sa.MetaData()
+
+info = sa.Table(
+    "lockstep_info",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("experiment_id", sa.Integer, sa.ForeignKey("experiments.id"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("start_time", sa.Double, nullable=False),
+    sa.Column("end_time", sa.Double),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    # The process start time tells a live pid from a recycled one.
+    sa.Column("pid_start", sa.Double),
+    sa.Column("heartbeat_at", sa.Double, nullable=False),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_runs_experiment_start", "experiment_id", "start_time"),
+    sa.Index("ix_runs_start", "start_time"),
+    sa.Index("ix_runs_name", "name"),
+    sa.Index("ix_runs_status", "status"),
+)
+
+params = sa.Table(
+    "params",
+    metadata,
+    sa.Column(
+        "run_id", sa.String(26), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("key", sa.String(500), primary_key=True),
+    sa.Column("value_json", sa.Text, nullable=False),
+    sa.Column("value_type", sa.String(8), nullable=False),
+    # Numbers (and booleans as 0/1) for numeric comparisons and sorting.
+    sa.Column("value_num", sa.Double),
+    # Strings as themselves, anything else as its JSON text: string comparisons.
+    sa.Column("value_text", sa.Text, nullable=False),
+    sa.Index("ix_params_key_num", "key", "value_num"),
+)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column(
+        "run_id", sa.String(26), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Index("ix_tags_key", "key"),
+)
+
+metric_chunks = sa.Table(
+    "metric_chunks",
+    metadata,
+    sa.Column(
+        "run_id", sa.String(26), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("key", sa.String(500), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("first_step", sa.BigInteger, nullable=False),
+    sa.Column("last_step", sa.BigInteger, nullable=False),
+    # Little-endian int64 steps, float64 values, float64 unix times.
+    sa.Column("steps", sa.LargeBinary, nullable=False),
+    sa.Column("vals", sa.LargeBinary, nullable=False),
+    sa.Column("times", sa.LargeBinary, nullable=False),
+)
+
+metric_summaries = sa.Table(
+    "metric_summaries",
+    metadata,
+    sa.Column(
+        "run_id", sa.String(26), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("key", sa.String(500), primary_key=True),
+    # NaN is stored as NULL (count > 0 tells it from "no value"); SQLite cannot hold NaN.
+    sa.Column("last", sa.Double),
+    sa.Column("last_step", sa.BigInteger, nullable=False),
+    sa.Column("min", sa.Double),
+    sa.Column("max", sa.Double),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Index("ix_metric_summaries_key_last", "key", "last"),
+)
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column(
+        "run_id", sa.String(26), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("path", sa.String(1000), primary_key=True),
+    sa.Column("digest", sa.String(128), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Index("ix_artifacts_digest", "digest"),
+)
+
+# Open-ended JSON sections of a run (command, seed, code, environment, ...).
+run_sections = sa.Table(
+    "run_sections",
+    metadata,
+    sa.Column(
+        "run_id", sa.String(26), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value_json", sa.Text, nullable=False),
+)
+
+RUN_CHILD_TABLES = (params, tags, metric_chunks, metric_summaries, artifacts, run_sections)

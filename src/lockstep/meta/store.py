@@ -1,0 +1,555 @@
+"""The metadata store: experiments, runs and everything attached to them, in SQL."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from lockstep.core import params as params_codec
+from lockstep.core.ids import ID_LENGTH, looks_like_id_prefix
+from lockstep.core.query import Node, SortKey
+from lockstep.core.records import Artifact, Experiment, MetricSummary, RunRecord
+from lockstep.core.status import RunStatus
+from lockstep.errors import AmbiguousRunRef, InvalidRunRef, RunNotFound, RunStateError
+from lockstep.meta import migrate, schema, search
+from lockstep.meta.engine import (
+    create_engine,
+    insert_ignore,
+    read_transaction,
+    upsert,
+    write_transaction,
+)
+
+MIN_PREFIX = 4
+_IN_BATCH = 500  # ids per IN (...) list; far below every backend's parameter limit
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricColumns:
+    """One flush of one metric key: parallel little-endian arrays as bytes."""
+
+    key: str
+    steps: bytes  # int64
+    values: bytes  # float64
+    times: bytes  # float64
+    count: int
+    first_step: int
+    last_step: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiveRun:
+    """What liveness checks need to know about a run still marked running."""
+
+    id: str
+    host: str
+    pid: int
+    pid_start: float | None
+    heartbeat_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredChunks:
+    """The chunks of one metric series, in order."""
+
+    steps: list[bytes]
+    values: list[bytes]
+    times: list[bytes]
+
+
+def _null_nan(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _nan_null(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _batches(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), _IN_BATCH):
+        yield items[start : start + _IN_BATCH]
+
+
+class MetaStore:
+    """All SQL the rest of lockstep needs, behind plain methods."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, create: bool = True) -> MetaStore:
+        """Open the store at url; a new database gets the schema, an old one must migrate."""
+        engine = create_engine(url)
+        migrate.check(engine, create=create)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def location(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    # experiments ---------------------------------------------------------
+
+    def experiment_id(self, connection: sa.Connection, name: str, now: float) -> int:
+        """The id of the named experiment, created if new (safe against concurrent creators)."""
+        table = schema.experiments
+        insert_ignore(connection, table, [{"name": name, "created_at": now}], ("name",))
+        return int(
+            connection.execute(sa.select(table.c.id).where(table.c.name == name)).scalar_one()
+        )
+
+    def experiments(self) -> list[Experiment]:
+        table = schema.experiments
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(sa.select(table).order_by(table.c.name)).all()
+        return [Experiment(id=r.id, name=r.name, created_at=r.created_at) for r in rows]
+
+    # runs ------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        run_id: str,
+        name: str,
+        experiment: str,
+        start_time: float,
+        host: str,
+        pid: int,
+        pid_start: float | None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        note: str = "",
+    ) -> None:
+        with write_transaction(self.engine) as connection:
+            experiment_id = self.experiment_id(connection, experiment, start_time)
+            connection.execute(
+                schema.runs.insert().values(
+                    id=run_id,
+                    name=name,
+                    experiment_id=experiment_id,
+                    status=str(RunStatus.RUNNING),
+                    start_time=start_time,
+                    end_time=None,
+                    host=host,
+                    pid=pid,
+                    pid_start=pid_start,
+                    heartbeat_at=start_time,
+                    note=note,
+                )
+            )
+            self._write_params(connection, run_id, params or {})
+            self._write_tags(connection, run_id, tags or {})
+
+    def _write_params(
+        self, connection: sa.Connection, run_id: str, params: Mapping[str, Any]
+    ) -> None:
+        rows = []
+        for key, value in params_codec.flatten(params).items():
+            encoded = params_codec.encode(key, value)
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "key": encoded.key,
+                    "value_json": encoded.value_json,
+                    "value_type": encoded.value_type,
+                    "value_num": encoded.value_num,
+                    "value_text": value if isinstance(value, str) else encoded.value_json,
+                }
+            )
+        upsert(connection, schema.params, rows, ("run_id", "key"))
+
+    def _write_tags(self, connection: sa.Connection, run_id: str, tags: Mapping[str, Any]) -> None:
+        rows = [{"run_id": run_id, "key": str(k), "value": str(v)} for k, v in tags.items()]
+        upsert(connection, schema.tags, rows, ("run_id", "key"))
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        with write_transaction(self.engine) as connection:
+            self._write_params(connection, run_id, params)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        with write_transaction(self.engine) as connection:
+            self._write_tags(connection, run_id, tags)
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        table = schema.tags
+        with write_transaction(self.engine) as connection:
+            connection.execute(table.delete().where(table.c.run_id == run_id, table.c.key == key))
+
+    def set_note(self, run_id: str, note: str) -> None:
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                schema.runs.update().where(schema.runs.c.id == run_id).values(note=note)
+            )
+
+    def set_sections(self, run_id: str, sections: Mapping[str, Any]) -> None:
+        """Store open-ended JSON sections (command, seed, code, ...) of a run."""
+        rows = [
+            {"run_id": run_id, "name": name, "value_json": json.dumps(value, sort_keys=True)}
+            for name, value in sections.items()
+        ]
+        with write_transaction(self.engine) as connection:
+            upsert(connection, schema.run_sections, rows, ("run_id", "name"))
+
+    def add_artifacts(self, run_id: str, artifacts: Sequence[Artifact]) -> None:
+        rows = [
+            {"run_id": run_id, "path": a.path, "digest": a.digest, "size": a.size, "kind": a.kind}
+            for a in artifacts
+        ]
+        with write_transaction(self.engine) as connection:
+            upsert(connection, schema.artifacts, rows, ("run_id", "path"))
+
+    def finish_run(
+        self, run_id: str, status: RunStatus, end_time: float, error: str | None = None
+    ) -> None:
+        """Set a final status; a run already final keeps the status it has."""
+        if not status.is_final:
+            raise RunStateError(f"cannot finish run {run_id} as {status}")
+        runs = schema.runs
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                runs.update()
+                .where(runs.c.id == run_id, runs.c.status == str(RunStatus.RUNNING))
+                .values(status=str(status), end_time=end_time, error=error)
+            )
+
+    def reopen_run(
+        self, run_id: str, *, host: str, pid: int, pid_start: float | None, now: float
+    ) -> None:
+        """Mark a run running again under a new process (a resumed run)."""
+        runs = schema.runs
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(
+                    status=str(RunStatus.RUNNING),
+                    end_time=None,
+                    error=None,
+                    host=host,
+                    pid=pid,
+                    pid_start=pid_start,
+                    heartbeat_at=now,
+                )
+            )
+
+    def heartbeat(self, run_id: str, now: float) -> None:
+        runs = schema.runs
+        with write_transaction(self.engine) as connection:
+            connection.execute(runs.update().where(runs.c.id == run_id).values(heartbeat_at=now))
+
+    def live_runs(self) -> list[LiveRun]:
+        runs = schema.runs
+        query = sa.select(
+            runs.c.id, runs.c.host, runs.c.pid, runs.c.pid_start, runs.c.heartbeat_at
+        ).where(runs.c.status == str(RunStatus.RUNNING))
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(query).all()
+        return [
+            LiveRun(
+                id=r.id, host=r.host, pid=r.pid, pid_start=r.pid_start, heartbeat_at=r.heartbeat_at
+            )
+            for r in rows
+        ]
+
+    def delete_run(self, run_id: str) -> None:
+        with write_transaction(self.engine) as connection:
+            for table in schema.RUN_CHILD_TABLES:
+                connection.execute(table.delete().where(table.c.run_id == run_id))
+            connection.execute(schema.runs.delete().where(schema.runs.c.id == run_id))
+
+    # metrics ---------------------------------------------------------------
+
+    def metric_state(self, run_id: str) -> tuple[dict[str, int], dict[str, MetricSummary]]:
+        """The next chunk number and the summary of every key of a run (for a writer)."""
+        chunks, summaries = schema.metric_chunks, schema.metric_summaries
+        with read_transaction(self.engine) as connection:
+            seqs = connection.execute(
+                sa.select(chunks.c.key, sa.func.max(chunks.c.seq))
+                .where(chunks.c.run_id == run_id)
+                .group_by(chunks.c.key)
+            ).all()
+            rows = connection.execute(
+                sa.select(summaries).where(summaries.c.run_id == run_id)
+            ).all()
+        return (
+            {key: int(seq) + 1 for key, seq in seqs},
+            {r.key: self._summary(r) for r in rows},
+        )
+
+    def append_metrics(
+        self,
+        run_id: str,
+        columns: Sequence[MetricColumns],
+        seqs: Mapping[str, int],
+        summaries: Sequence[MetricSummary],
+        heartbeat_at: float,
+    ) -> None:
+        """Store one flush: a chunk per key, the new summaries and a heartbeat, atomically."""
+        chunk_rows = [
+            {
+                "run_id": run_id,
+                "key": c.key,
+                "seq": seqs[c.key],
+                "count": c.count,
+                "first_step": c.first_step,
+                "last_step": c.last_step,
+                "steps": c.steps,
+                "vals": c.values,
+                "times": c.times,
+            }
+            for c in columns
+        ]
+        summary_rows = [
+            {
+                "run_id": run_id,
+                "key": s.key,
+                "last": _null_nan(s.last),
+                "last_step": s.last_step,
+                "min": _null_nan(s.min),
+                "max": _null_nan(s.max),
+                "count": s.count,
+            }
+            for s in summaries
+        ]
+        runs = schema.runs
+        with write_transaction(self.engine) as connection:
+            if chunk_rows:
+                connection.execute(schema.metric_chunks.insert(), chunk_rows)
+            upsert(connection, schema.metric_summaries, summary_rows, ("run_id", "key"))
+            connection.execute(
+                runs.update().where(runs.c.id == run_id).values(heartbeat_at=heartbeat_at)
+            )
+
+    def metric_chunks(self, run_id: str, key: str) -> StoredChunks:
+        chunks = schema.metric_chunks
+        query = (
+            sa.select(chunks.c.steps, chunks.c.vals, chunks.c.times)
+            .where(chunks.c.run_id == run_id, chunks.c.key == key)
+            .order_by(chunks.c.seq)
+        )
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(query).all()
+        return StoredChunks(
+            steps=[bytes(r[0]) for r in rows],
+            values=[bytes(r[1]) for r in rows],
+            times=[bytes(r[2]) for r in rows],
+        )
+
+    def replace_metric_chunks(self, run_id: str, key: str, merged: Sequence[MetricColumns]) -> None:
+        """Swap every chunk of a series for merged ones (compaction), atomically."""
+        chunks = schema.metric_chunks
+        rows = [
+            {
+                "run_id": run_id,
+                "key": key,
+                "seq": seq,
+                "count": m.count,
+                "first_step": m.first_step,
+                "last_step": m.last_step,
+                "steps": m.steps,
+                "vals": m.values,
+                "times": m.times,
+            }
+            for seq, m in enumerate(merged)
+        ]
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                chunks.delete().where(chunks.c.run_id == run_id, chunks.c.key == key)
+            )
+            if rows:
+                connection.execute(chunks.insert(), rows)
+
+    def chunk_counts(self, run_id: str) -> dict[str, int]:
+        chunks = schema.metric_chunks
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                sa.select(chunks.c.key, sa.func.count())
+                .where(chunks.c.run_id == run_id)
+                .group_by(chunks.c.key)
+            ).all()
+        return {key: int(n) for key, n in rows}
+
+    @staticmethod
+    def _summary(row: Any) -> MetricSummary:
+        return MetricSummary(
+            key=row.key,
+            last=_nan_null(row.last),
+            last_step=int(row.last_step),
+            min=_nan_null(row.min),
+            max=_nan_null(row.max),
+            count=int(row.count),
+        )
+
+    # reading runs ------------------------------------------------------------
+
+    def resolve(self, ref: str, *, last_of: str | None = None) -> str:
+        """A run id from a full id, a unique prefix (4+ characters), a unique name or ``last``."""
+        ref = ref.strip()
+        runs = schema.runs
+        with read_transaction(self.engine) as connection:
+            if ref == "last":
+                query = sa.select(runs.c.id).order_by(runs.c.start_time.desc(), runs.c.id.desc())
+                if last_of is not None:
+                    query = query.join(
+                        schema.experiments, schema.experiments.c.id == runs.c.experiment_id
+                    ).where(schema.experiments.c.name == last_of)
+                row = connection.execute(query.limit(1)).first()
+                if row is None:
+                    raise RunNotFound(ref)
+                return str(row[0])
+            lowered = ref.lower()
+            if len(lowered) == ID_LENGTH and looks_like_id_prefix(lowered):
+                row = connection.execute(sa.select(runs.c.id).where(runs.c.id == lowered)).first()
+                if row is not None:
+                    return str(row[0])
+            by_name = connection.execute(
+                sa.select(runs.c.id).where(runs.c.name == ref).limit(20)
+            ).all()
+            if len(by_name) == 1:
+                return str(by_name[0][0])
+            if len(by_name) > 1:
+                raise AmbiguousRunRef(ref, [str(r[0]) for r in by_name])
+            if looks_like_id_prefix(lowered):
+                if len(lowered) < MIN_PREFIX:
+                    raise InvalidRunRef(ref, f"give at least {MIN_PREFIX} characters of the id")
+                matches = connection.execute(
+                    sa.select(runs.c.id)
+                    .where(runs.c.id >= lowered, runs.c.id < lowered + "~")
+                    .order_by(runs.c.id)
+                    .limit(20)
+                ).all()
+                if len(matches) == 1:
+                    return str(matches[0][0])
+                if len(matches) > 1:
+                    raise AmbiguousRunRef(ref, [str(r[0]) for r in matches])
+        raise RunNotFound(ref)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        records = self._load(
+            self._run_query().where(schema.runs.c.id == run_id), with_sections=True
+        )
+        if not records:
+            raise RunNotFound(run_id)
+        return records[0]
+
+    def search(
+        self,
+        *,
+        experiment: str | None = None,
+        where: Node | None = None,
+        sort: Sequence[SortKey] = (),
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        """Runs matching a filter, sorted (newest first by default), with their params,
+        final metrics, tags and artifacts."""
+        runs = schema.runs
+        query = self._run_query()
+        if experiment is not None:
+            query = query.where(schema.experiments.c.name == experiment)
+        if where is not None:
+            query = query.where(search.compile_filter(where))
+        order: list[Any] = []
+        for index, key in enumerate(sort):
+            terms, join = search.sort_terms(key, index)
+            if join is not None:
+                alias, condition = join
+                query = query.outerjoin(alias, condition)
+            order.extend(terms)
+        order.extend([runs.c.start_time.desc(), runs.c.id.desc()])
+        query = query.order_by(*order)
+        if limit is not None:
+            query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
+        return self._load(query, with_sections=False)
+
+    def count(self, *, experiment: str | None = None, where: Node | None = None) -> int:
+        runs = schema.runs
+        query = sa.select(sa.func.count()).select_from(
+            runs.join(schema.experiments, schema.experiments.c.id == runs.c.experiment_id)
+        )
+        if experiment is not None:
+            query = query.where(schema.experiments.c.name == experiment)
+        if where is not None:
+            query = query.where(search.compile_filter(where))
+        with read_transaction(self.engine) as connection:
+            return int(connection.execute(query).scalar_one())
+
+    @staticmethod
+    def _run_query() -> sa.Select[Any]:
+        runs, experiments = schema.runs, schema.experiments
+        return sa.select(
+            runs.c.id,
+            runs.c.name,
+            experiments.c.name.label("experiment"),
+            runs.c.status,
+            runs.c.start_time,
+            runs.c.end_time,
+            runs.c.host,
+            runs.c.pid,
+            runs.c.note,
+            runs.c.error,
+        ).select_from(runs.join(experiments, experiments.c.id == runs.c.experiment_id))
+
+    def _load(self, query: sa.Select[Any], *, with_sections: bool) -> list[RunRecord]:
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(query).all()
+            ids = [r.id for r in rows]
+            params: dict[str, dict[str, Any]] = {i: {} for i in ids}
+            metrics: dict[str, dict[str, MetricSummary]] = {i: {} for i in ids}
+            tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+            artifacts: dict[str, list[Artifact]] = {i: [] for i in ids}
+            sections: dict[str, dict[str, Any]] = {i: {} for i in ids}
+            p, m, t, a, s = (
+                schema.params,
+                schema.metric_summaries,
+                schema.tags,
+                schema.artifacts,
+                schema.run_sections,
+            )
+            for batch in _batches(ids):
+                for r in connection.execute(
+                    sa.select(p.c.run_id, p.c.key, p.c.value_json).where(p.c.run_id.in_(batch))
+                ):
+                    params[r.run_id][r.key] = params_codec.decode(r.value_json)
+                for r in connection.execute(sa.select(m).where(m.c.run_id.in_(batch))):
+                    metrics[r.run_id][r.key] = self._summary(r)
+                for r in connection.execute(sa.select(t).where(t.c.run_id.in_(batch))):
+                    tags[r.run_id][r.key] = r.value
+                for r in connection.execute(
+                    sa.select(a).where(a.c.run_id.in_(batch)).order_by(a.c.path)
+                ):
+                    artifacts[r.run_id].append(
+                        Artifact(path=r.path, digest=r.digest, size=r.size, kind=r.kind)
+                    )
+                if with_sections:
+                    for r in connection.execute(sa.select(s).where(s.c.run_id.in_(batch))):
+                        sections[r.run_id][r.name] = json.loads(r.value_json)
+        return [
+            RunRecord(
+                id=r.id,
+                name=r.name,
+                experiment=r.experiment,
+                status=RunStatus(r.status),
+                start_time=r.start_time,
+                end_time=r.end_time,
+                host=r.host,
+                pid=r.pid,
+                note=r.note or "",
+                error=r.error,
+                params=dict(sorted(params[r.id].items())),
+                metrics=dict(sorted(metrics[r.id].items())),
+                tags=dict(sorted(tags[r.id].items())),
+                artifacts=tuple(artifacts[r.id]),
+                sections=sections[r.id],
+            )
+            for r in rows
+        ]

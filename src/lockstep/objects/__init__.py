@@ -1,0 +1,1 @@
+"""Bytes by content: BLAKE3 hashing now, the content-addressed object store next."""

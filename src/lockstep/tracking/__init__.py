@@ -1,0 +1,1 @@
+"""The Run object, its non-blocking metric writer, liveness and the Python tracking API."""

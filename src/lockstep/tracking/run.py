@@ -1,0 +1,248 @@
+"""The live Run: log metrics without blocking, params, tags, artifacts, and its end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any
+
+from lockstep.core.records import Artifact
+from lockstep.core.status import RunStatus
+from lockstep.errors import InvalidMetric, RunStateError, UsageError
+from lockstep.tracking import active
+from lockstep.tracking.writer import MetricWriter
+
+if TYPE_CHECKING:
+    from lockstep.tracking.history import MetricHistory
+    from lockstep.workspace import Workspace
+
+# float and int pass untouched; anything else goes through _coerce once per call.
+_PLAIN_NUMBERS = frozenset((float, int))
+
+
+def _coerce(metrics: Mapping[Any, Any]) -> dict[str, float | int]:
+    """Numbers as floats or ints; NumPy and torch scalars via float(); others refused."""
+    out: dict[str, float | int] = {}
+    for key, value in metrics.items():
+        if not isinstance(key, str) or not key:
+            raise (
+                InvalidMetric(key, value)
+                if not isinstance(key, str)
+                else UsageError("metric keys must be non-empty strings")
+            )
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = value
+            continue
+        if value is None or isinstance(value, (str, bytes, bytearray)):
+            raise InvalidMetric(key, value)
+        try:
+            out[key] = float(value)
+        except (TypeError, ValueError):
+            raise InvalidMetric(key, value) from None
+    return out
+
+
+class Run:
+    """One run being recorded by this process.
+
+    Use it as a context manager (``with lockstep.start(...) as run``) or call
+    ``finish()``; a run left open is finished when the interpreter exits.
+    """
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        run_id: str,
+        name: str,
+        experiment: str,
+        owner: bool,
+    ) -> None:
+        self.id = run_id
+        self.name = name
+        self.experiment = experiment
+        self._workspace = workspace
+        # The owner decides the final status; an attached process (a child of
+        # `lockstep run`) only adds to the run.
+        self._owner = owner
+        self._next_step = 0
+        self._writer = MetricWriter(
+            workspace.meta,
+            run_id,
+            flush_interval=workspace.settings.flush_interval,
+            heartbeat_interval=workspace.settings.heartbeat_interval,
+        )
+        self._pending = self._writer.pending
+        self._finished = False
+        self._signal: int | None = None
+        self._previous_handlers: dict[int, Any] = {}
+        self._writer.start()
+
+    def __repr__(self) -> str:
+        return f"<Run {self.name} {self.id}>"
+
+    # logging -------------------------------------------------------------------
+
+    def log(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Record metric values at a step (default: one past the previous call's step).
+
+        Returns in microseconds: the values are appended to an in-memory buffer
+        that a background thread stores.
+        """
+        if step is None:
+            step = self._next_step
+        elif step.__class__ is not int:
+            step = _check_step(step)
+        self._next_step = step + 1
+        for key, value in metrics.items():
+            if value.__class__ not in _PLAIN_NUMBERS or key.__class__ is not str:
+                self._pending.append((step, time.time(), _coerce(metrics)))
+                return
+        self._pending.append((step, time.time(), dict(metrics)))
+
+    def log_params(self, params: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        """Record parameters; nested mappings become dotted keys (``optimizer.lr``)."""
+        merged = {**(params or {}), **kwargs}
+        if merged:
+            self._workspace.meta.log_params(self.id, merged)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self._workspace.meta.set_tags(self.id, {key: value})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self._workspace.meta.set_tags(self.id, tags)
+
+    def set_note(self, note: str) -> None:
+        self._workspace.meta.set_note(self.id, note)
+
+    def log_artifact(self, path: str | os.PathLike[str], *, kind: str = "artifact") -> Artifact:
+        """Record a file by content digest, under its path relative to the project."""
+        from lockstep.objects.hashing import hash_file
+
+        source = Path(path)
+        if not source.is_file():
+            raise UsageError(f"artifact {str(path)!r} is not a file; log files one at a time")
+        digest, size = hash_file(source)
+        artifact = Artifact(
+            path=_display_path(source, self._workspace.project_root),
+            digest=digest,
+            size=size,
+            kind=kind,
+        )
+        self._workspace.meta.add_artifacts(self.id, [artifact])
+        return artifact
+
+    def flush(self) -> None:
+        """Store every buffered metric point now (normally the background thread does)."""
+        self._writer.flush()
+
+    def metric_history(self, key: str) -> MetricHistory:
+        from lockstep.tracking.history import MetricHistory
+
+        self.flush()
+        return MetricHistory.from_chunks(key, self._workspace.meta.metric_chunks(self.id, key))
+
+    # lifecycle ---------------------------------------------------------------
+
+    def finish(
+        self, status: RunStatus | str = RunStatus.FINISHED, error: str | None = None
+    ) -> None:
+        """Store what is buffered and end the run with a final status (once)."""
+        if self._finished:
+            return
+        self._finished = True
+        status = RunStatus(status)
+        if not status.is_final:
+            raise RunStateError("finish() needs a final status: finished, failed or killed")
+        self._restore_signals()
+        self._writer.close()
+        active.remove(self)
+        if self._owner:
+            self._writer.compact()
+            self._workspace.meta.finish_run(self.id, status, time.time(), error)
+        elif error is not None:
+            self._workspace.meta.set_sections(self.id, {"child_error": error})
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.finish(*outcome(self._signal, exc_type, exc, tb))
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM ends the run as killed (SIGINT already raises KeyboardInterrupt).
+
+        Only from the main thread, and never over a handler the user installed.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            self._previous_handlers[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._signal = signum
+        raise SystemExit(128 + signum)
+
+    def _restore_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum, handler in self._previous_handlers.items():
+            if signal.getsignal(signum) == self._on_signal:
+                signal.signal(signum, handler)
+        self._previous_handlers.clear()
+
+    def was_signalled(self) -> int | None:
+        return self._signal
+
+
+def outcome(
+    signum: int | None,
+    exc_type: type[BaseException] | None,
+    exc: BaseException | None,
+    tb: TracebackType | None,
+) -> tuple[RunStatus, str | None]:
+    """The final status and error text for a run that ended with this exception (or none)."""
+    if signum is not None:
+        return RunStatus.KILLED, f"killed by signal {signal.Signals(signum).name}"
+    if exc_type is None:
+        return RunStatus.FINISHED, None
+    if issubclass(exc_type, KeyboardInterrupt):
+        return RunStatus.KILLED, "interrupted (KeyboardInterrupt)"
+    if issubclass(exc_type, SystemExit):
+        code = exc.code if isinstance(exc, SystemExit) else None
+        if code in (None, 0):
+            return RunStatus.FINISHED, None
+        return RunStatus.FAILED, f"SystemExit({code!r})"
+    return RunStatus.FAILED, "".join(traceback.format_exception(exc_type, exc, tb))
+
+
+def _check_step(step: Any) -> int:
+    try:
+        if isinstance(step, bool) or int(step) != step:
+            raise ValueError
+        return int(step)
+    except (TypeError, ValueError):
+        raise UsageError(f"step must be an integer, got {step!r}") from None
+
+
+def _display_path(path: Path, root: Path) -> str:
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(root).as_posix()
+    except ValueError:
+        return str(resolved)

@@ -1,0 +1,75 @@
+"""The façade every entry point uses: find or create the store and open it from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lockstep.errors import StoreNotFound
+from lockstep.meta.store import MetaStore
+from lockstep.settings import STORE_DIRNAME, Settings
+
+_GITIGNORE = "# Lockstep's store: never part of the project's code.\n*\n"
+
+
+def find_store_dir(settings: Settings) -> Path | None:
+    """LOCKSTEP_HOME, else the nearest ``.lockstep/`` from the working directory upwards."""
+    if settings.home is not None:
+        return settings.home
+    for directory in (settings.cwd, *settings.cwd.parents):
+        candidate = directory / STORE_DIRNAME
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def default_store_dir(settings: Settings) -> Path:
+    """Where a new store goes: LOCKSTEP_HOME, else beside the enclosing git root, else here."""
+    if settings.home is not None:
+        return settings.home
+    for directory in (settings.cwd, *settings.cwd.parents):
+        if (directory / ".git").exists():
+            return directory / STORE_DIRNAME
+    return settings.cwd / STORE_DIRNAME
+
+
+def init_store_dir(path: Path) -> bool:
+    """Create the store directory with its .gitignore; False when it already existed."""
+    existed = path.is_dir()
+    path.mkdir(parents=True, exist_ok=True)
+    gitignore = path / ".gitignore"
+    if not gitignore.exists():
+        gitignore.write_text(_GITIGNORE, encoding="utf-8")
+    return not existed
+
+
+@dataclass
+class Workspace:
+    """One opened store: its directory, its settings and its metadata."""
+
+    store_dir: Path
+    settings: Settings
+    meta: MetaStore
+
+    @property
+    def project_root(self) -> Path:
+        """The directory that holds the store (the project), or the cwd for a LOCKSTEP_HOME."""
+        if self.settings.home is not None:
+            return self.settings.cwd
+        return self.store_dir.parent
+
+    @classmethod
+    def open(cls, settings: Settings, *, create: bool = True) -> Workspace:
+        """Open the store the settings point at; with create, make it on first use."""
+        store_dir = find_store_dir(settings)
+        if store_dir is None or not store_dir.is_dir():
+            if not create:
+                raise StoreNotFound(str(store_dir or settings.cwd / STORE_DIRNAME))
+            store_dir = store_dir or default_store_dir(settings)
+            init_store_dir(store_dir)
+        settings = settings.with_config(store_dir)
+        url = settings.db_url or f"sqlite:///{store_dir / 'lockstep.db'}"
+        return cls(store_dir=store_dir, settings=settings, meta=MetaStore.open(url, create=True))
+
+    def close(self) -> None:
+        self.meta.close()
