@@ -20,8 +20,14 @@ def test_nested_mappings_flatten_to_dotted_keys() -> None:
 
 @pytest.mark.parametrize(
     ("value", "kind", "num"),
-    [(True, "bool", 1.0), (3, "int", 3.0), (0.5, "float", 0.5), ("adam", "str", None),
-     (None, "null", None), ([1, 2], "list", None)],
+    [
+        (True, "bool", 1.0),
+        (3, "int", 3.0),
+        (0.5, "float", 0.5),
+        ("adam", "str", None),
+        (None, "null", None),
+        ([1, 2], "list", None),
+    ],
 )
 def test_types_are_preserved(value: object, kind: str, num: float | None) -> None:
     encoded = encode("k", value)
@@ -44,11 +50,13 @@ def test_numpy_scalars_become_plain_numbers() -> None:
     assert encode("k", np.int64(7)).value_json == "7"
 
 
-@given(st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children, max_size=3),
-    max_leaves=8,
-))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+        lambda children: st.lists(children, max_size=3),
+        max_leaves=8,
+    )
+)
 def test_encode_decode_round_trip(value: object) -> None:
     assert decode(encode("k", value).value_json) == value
 

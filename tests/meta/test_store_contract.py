@@ -37,8 +37,15 @@ def make_run(
 ) -> str:
     run_id = new_run_id()
     store.create_run(
-        run_id=run_id, name=name, experiment=experiment, start_time=start or time.time(),
-        host="h", pid=1, pid_start=None, params=params, tags=tags,
+        run_id=run_id,
+        name=name,
+        experiment=experiment,
+        start_time=start or time.time(),
+        host="h",
+        pid=1,
+        pid_start=None,
+        params=params,
+        tags=tags,
     )
     return run_id
 
@@ -49,19 +56,30 @@ def add_metric(store: MetaStore, run_id: str, key: str, values: list[float], seq
     times = np.full(len(values), time.time(), dtype="<f8")
     finite = vals[~np.isnan(vals)]
     summary = MetricSummary(
-        key=key, last=float(vals[-1]), last_step=int(steps[-1]),
+        key=key,
+        last=float(vals[-1]),
+        last_step=int(steps[-1]),
         min=float(finite.min()) if finite.size else math.nan,
-        max=float(finite.max()) if finite.size else math.nan, count=len(values),
+        max=float(finite.max()) if finite.size else math.nan,
+        count=len(values),
     )
-    columns = MetricColumns(key=key, steps=steps.tobytes(), values=vals.tobytes(),
-                            times=times.tobytes(), count=len(values), first_step=0,
-                            last_step=int(steps[-1]))
+    columns = MetricColumns(
+        key=key,
+        steps=steps.tobytes(),
+        values=vals.tobytes(),
+        times=times.tobytes(),
+        count=len(values),
+        first_step=0,
+        last_step=int(steps[-1]),
+    )
     store.append_metrics(run_id, [columns], {key: seq}, [summary], heartbeat_at=time.time())
 
 
 def test_create_and_read_back(store: MetaStore) -> None:
     run_id = make_run(
-        store, name="alpha", params={"opt": {"lr": 0.1}, "bs": 32, "flag": True},
+        store,
+        name="alpha",
+        params={"opt": {"lr": 0.1}, "bs": 32, "flag": True},
         tags={"stage": "dev"},
     )
     record = store.get_run(run_id)
@@ -133,8 +151,11 @@ def test_search_filter_and_sort(store: MetaStore) -> None:
     ids = {}
     for i, lr in enumerate([0.001, 0.01, 0.1, 1.0]):
         ids[lr] = make_run(
-            store, name=f"r{i}", params={"lr": lr, "opt": "adam" if i % 2 else "sgd"},
-            tags={"stage": "prod" if i >= 2 else "dev"}, start=1000.0 + i,
+            store,
+            name=f"r{i}",
+            params={"lr": lr, "opt": "adam" if i % 2 else "sgd"},
+            tags={"stage": "prod" if i >= 2 else "dev"},
+            start=1000.0 + i,
         )
         add_metric(store, ids[lr], "acc", [0.1, 0.5 + i / 10])
 
@@ -200,8 +221,15 @@ def test_compaction_replaces_chunks_atomically(store: MetaStore) -> None:
     add_metric(store, run_id, "loss", [3.0], seq=1)
     assert store.chunk_counts(run_id) == {"loss": 2}
     chunks = store.metric_chunks(run_id, "loss")
-    merged = MetricColumns(key="loss", steps=b"".join(chunks.steps), values=b"".join(chunks.values),
-                           times=b"".join(chunks.times), count=3, first_step=0, last_step=0)
+    merged = MetricColumns(
+        key="loss",
+        steps=b"".join(chunks.steps),
+        values=b"".join(chunks.values),
+        times=b"".join(chunks.times),
+        count=3,
+        first_step=0,
+        last_step=0,
+    )
     store.replace_metric_chunks(run_id, "loss", [merged])
     assert store.chunk_counts(run_id) == {"loss": 1}
     assert np.frombuffer(store.metric_chunks(run_id, "loss").values[0]).tolist() == [1, 2, 3]
@@ -221,3 +249,38 @@ def test_experiments_are_created_once(store: MetaStore) -> None:
     make_run(store, experiment="a")
     make_run(store, experiment="b")
     assert [e.name for e in store.experiments()] == ["a", "b"]
+
+
+def test_values_come_back_bit_exact(store: MetaStore) -> None:
+    awkward = [0.1 + 0.2, 5e-324, 1.7976931348623157e308, -0.0, 1 / 3, math.inf, -math.inf]
+    run_id = make_run(store, params={"third": 1 / 3, "sum": 0.1 + 0.2})
+    for i, value in enumerate(awkward):
+        add_metric(store, run_id, f"m{i}", [value])
+    for record in (store.get_run(run_id), store.search()[0]):
+        assert record.params == {"sum": 0.1 + 0.2, "third": 1 / 3}
+        for i, value in enumerate(awkward):
+            summary = record.metrics[f"m{i}"]
+            assert (summary.last, summary.min, summary.max) == (value, value, value)
+
+
+@pytest.mark.parametrize(
+    "sort", ["-metrics.acc", "metrics.acc", "-params.lr", "tags.t", "-metrics.acc,name"]
+)
+def test_limited_sort_matches_the_full_sort(store: MetaStore, sort: str) -> None:
+    """The index-walking path used with a limit orders exactly like the full sort."""
+    for i in range(12):
+        run_id = make_run(
+            store,
+            name=f"r{i % 5}",
+            params={"lr": i % 4} if i % 3 else {},
+            tags={"t": str(i % 2)} if i % 4 else {},
+            start=1000.0 + i,
+        )
+        if i % 5:
+            add_metric(store, run_id, "acc", [math.nan if i == 7 else float(i % 3)])
+    where = parse_filter("start_time > 1000.5")
+    full = [r.id for r in store.search(where=where, sort=parse_sort(sort))]
+    assert len(full) == 11
+    for limit, offset in ((3, 0), (5, 4), (20, 0), (4, 9)):
+        page = store.search(where=where, sort=parse_sort(sort), limit=limit, offset=offset)
+        assert [r.id for r in page] == full[offset : offset + limit]

@@ -25,7 +25,11 @@ _STATUS_STYLE = {
 def console(stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    out = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    if not out.is_terminal:
+        # Piped output has no width to respect; keep wide tables whole.
+        out.width = max(out.width, 200)
+    return out
 
 
 def print_json(value: Any) -> None:
@@ -70,8 +74,8 @@ def run_table(records: list[RunRecord], total: int) -> None:
     if not records:
         out.print("no runs match; start one with `lockstep run -- python train.py`")
         return
-    param_keys = sorted({k for r in records for k in r.params})[:6]
-    metric_keys = sorted({k for r in records for k in r.metrics})[:6]
+    param_keys = _informative_keys([r.params for r in records], 5)
+    metric_keys = sorted({k for r in records for k in r.metrics})[:5]
     table = Table(box=None, header_style="bold", pad_edge=False)
     for header in ("id", "name", "experiment", "status", "started", "took"):
         table.add_column(header, no_wrap=True)
@@ -93,6 +97,13 @@ def run_table(records: list[RunRecord], total: int) -> None:
     out.print(table)
     if total > len(records):
         out.print(f"[dim]{len(records)} of {total} runs; --limit N or --all for more[/]")
+
+
+def _informative_keys(rows: list[dict[str, Any]], limit: int) -> list[str]:
+    """Keys whose values differ between rows first (they explain the runs), then the rest."""
+    keys = sorted({k for row in rows for k in row})
+    varying = [k for k in keys if len({json.dumps(row.get(k), default=str) for row in rows}) > 1]
+    return (varying + [k for k in keys if k not in varying])[:limit]
 
 
 def run_detail(record: RunRecord) -> None:

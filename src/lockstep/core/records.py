@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from lockstep.core.status import RunStatus
 
@@ -18,16 +18,18 @@ class Experiment:
     created_at: float
 
 
-@dataclass(frozen=True, kw_only=True)
-class MetricSummary:
-    """What search and sort use: the last point, the extremes and how many points."""
+class MetricSummary(NamedTuple):
+    """What search and sort use: the last point, the extremes and how many points.
+
+    A named tuple rather than a dataclass: searches build thousands of them.
+    """
 
     key: str
     last: float
     last_step: int
     min: float
     max: float
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count on purpose
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,6 +12,8 @@ from lockstep.meta import schema
 from lockstep.meta.engine import read_transaction, upsert, write_transaction
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# An arbitrary constant naming lockstep's migration lock among PostgreSQL advisory locks.
+_MIGRATION_LOCK = 0x10C857E9
 
 
 def current_revision(engine: sa.Engine) -> str | None:
@@ -69,7 +71,12 @@ def upgrade(engine: sa.Engine) -> tuple[str | None, str]:
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     with write_transaction(engine) as connection:
+        if connection.dialect.name == "postgresql":
+            # Processes opening a new store at once must not all create the schema;
+            # SQLite's immediate transaction already serialises them.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         config.attributes["connection"] = connection
+        # Alembic reads the revision again inside the lock, so a lost race is a no-op.
         command.upgrade(config, "head")
         upsert(
             connection,

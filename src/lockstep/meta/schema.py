@@ -104,6 +104,9 @@ metric_summaries = sa.Table(
     sa.Column("min", sa.Double),
     sa.Column("max", sa.Double),
     sa.Column("count", sa.BigInteger, nullable=False),
+    # The same summary as exact JSON written by Python ([last, last_step, min, max, count]):
+    # SQL engines print doubles with fewer digits than a double holds.
+    sa.Column("summary_json", sa.Text, nullable=False),
     sa.Index("ix_metric_summaries_key_last", "key", "last"),
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -121,27 +122,74 @@ def compile_filter(node: Node) -> Any:
     return _apply(_attribute_column(node.field.key), node.op, values)
 
 
-def sort_terms(key: SortKey, index: int) -> tuple[list[Any], Any]:
-    """The ORDER BY terms for one sort key and the outer join they need (or None)."""
-    field: Field = key.field
-    columns: list[sa.ColumnElement[Any]]
-    join: Any = None
+def _sort_source(field: Field, index: int) -> tuple[Any, Any, list[Any]] | None:
+    """For a params/metrics/tags sort key: the aliased table, its join condition, columns."""
     if field.namespace == "attributes":
-        columns = [_attribute_column(field.key)]
+        return None
+    table = {"metrics": schema.metric_summaries, "params": schema.params, "tags": schema.tags}[
+        field.namespace
+    ]
+    alias = table.alias(f"sort_{field.namespace}_{index}")
+    condition = sa.and_(alias.c.run_id == _R.c.id, alias.c.key == field.key)
+    if field.namespace == "metrics":
+        columns = [alias.c.last]
+    elif field.namespace == "params":
+        # Numbers sort by value; anything else by its text.
+        columns = [alias.c.value_num, alias.c.value_text]
     else:
-        table = {
-            "metrics": schema.metric_summaries,
-            "params": schema.params,
-            "tags": schema.tags,
-        }[field.namespace]
-        alias = table.alias(f"sort_{field.namespace}_{index}")
-        join = (alias, sa.and_(alias.c.run_id == _R.c.id, alias.c.key == field.key))
-        if field.namespace == "metrics":
-            columns = [alias.c.last]
-        elif field.namespace == "params":
-            # Numbers sort by value; anything else by its text.
-            columns = [alias.c.value_num, alias.c.value_text]
-        else:
-            columns = [alias.c.value]
-    terms = [(c.desc() if key.descending else c.asc()).nulls_last() for c in columns]
-    return terms, join
+        columns = [alias.c.value]
+    return alias, condition, columns
+
+
+def _ordered(columns: list[Any], descending: bool) -> list[Any]:
+    return [(c.desc() if descending else c.asc()).nulls_last() for c in columns]
+
+
+_NEWEST_FIRST = (_R.c.start_time.desc(), _R.c.id.desc())
+
+
+def _sort_joins(
+    query: sa.Select[Any], sort: Sequence[SortKey], first_index: int = 0
+) -> tuple[sa.Select[Any], list[Any]]:
+    """The query with the outer joins the sort keys need, and their ORDER BY terms."""
+    terms: list[Any] = []
+    for index, key in enumerate(sort, start=first_index):
+        source = _sort_source(key.field, index)
+        if source is None:
+            terms.extend(_ordered([_attribute_column(key.field.key)], key.descending))
+            continue
+        alias, condition, columns = source
+        query = query.outerjoin(alias, condition)
+        terms.extend(_ordered(columns, key.descending))
+    return query, terms
+
+
+def apply_sort(query: sa.Select[Any], sort: Sequence[SortKey]) -> sa.Select[Any]:
+    """ORDER BY the sort keys (missing values last), then newest first."""
+    query, terms = _sort_joins(query, sort)
+    return query.order_by(*terms, *_NEWEST_FIRST)
+
+
+def split_on_first_key(
+    query: sa.Select[Any], sort: Sequence[SortKey]
+) -> tuple[sa.Select[Any], sa.Select[Any]] | None:
+    """Two queries: runs that have the first sort key's value, then those that lack it.
+
+    With a limit, the first can walk the index on (key, value) in order and stop
+    early instead of sorting every matching run: 100 of 100,000 runs in
+    milliseconds. None when the first key is an attribute (already indexed).
+    """
+    if not sort:
+        return None
+    first, rest = sort[0], sort[1:]
+    source = _sort_source(first.field, 0)
+    if source is None:
+        return None
+    alias, condition, columns = source
+    present = sa.and_(condition, columns[0].is_not(None)) if len(columns) == 1 else condition
+    with_value, rest_terms = _sort_joins(query.join(alias, present), rest, first_index=1)
+    with_value = with_value.order_by(
+        *_ordered(columns, first.descending), *rest_terms, *_NEWEST_FIRST
+    )
+    lacking = apply_sort(query.where(~sa.exists().where(present)), rest)
+    return with_value, lacking

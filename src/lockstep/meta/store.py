@@ -16,7 +16,7 @@ from lockstep.core.query import Node, SortKey
 from lockstep.core.records import Artifact, Experiment, MetricSummary, RunRecord
 from lockstep.core.status import RunStatus
 from lockstep.errors import AmbiguousRunRef, InvalidRunRef, RunNotFound, RunStateError
-from lockstep.meta import migrate, schema, search
+from lockstep.meta import aggregate, migrate, schema, search
 from lockstep.meta.engine import (
     create_engine,
     insert_ignore,
@@ -68,6 +68,14 @@ def _null_nan(value: float) -> float | None:
 
 def _nan_null(value: float | None) -> float:
     return math.nan if value is None else float(value)
+
+
+def summary_json(summary: MetricSummary) -> str:
+    """The exact JSON text of a summary (NaN and infinities as Python's json spells them)."""
+    return json.dumps(
+        [summary.last, summary.last_step, summary.min, summary.max, summary.count],
+        allow_nan=True,
+    )
 
 
 def _batches(items: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -315,6 +323,7 @@ class MetaStore:
                 "min": _null_nan(s.min),
                 "max": _null_nan(s.max),
                 "count": s.count,
+                "summary_json": summary_json(s),
             }
             for s in summaries
         ]
@@ -432,9 +441,7 @@ class MetaStore:
         raise RunNotFound(ref)
 
     def get_run(self, run_id: str) -> RunRecord:
-        records = self._load(
-            self._run_query().where(schema.runs.c.id == run_id), with_sections=True
-        )
+        records = self._load_ids([run_id], with_sections=True)
         if not records:
             raise RunNotFound(run_id)
         return records[0]
@@ -448,28 +455,38 @@ class MetaStore:
         limit: int | None = None,
         offset: int = 0,
     ) -> list[RunRecord]:
-        """Runs matching a filter, sorted (newest first by default), with their params,
-        final metrics, tags and artifacts."""
-        runs = schema.runs
-        query = self._run_query()
-        if experiment is not None:
-            query = query.where(schema.experiments.c.name == experiment)
-        if where is not None:
-            query = query.where(search.compile_filter(where))
-        order: list[Any] = []
-        for index, key in enumerate(sort):
-            terms, join = search.sort_terms(key, index)
-            if join is not None:
-                alias, condition = join
-                query = query.outerjoin(alias, condition)
-            order.extend(terms)
-        order.extend([runs.c.start_time.desc(), runs.c.id.desc()])
-        query = query.order_by(*order)
+        """Runs matching a filter, sorted (newest first by default; missing values last),
+        with their params, final metrics, tags and artifacts."""
+
+        def matching(query: sa.Select[Any]) -> sa.Select[Any]:
+            if experiment is not None:
+                query = query.where(schema.experiments.c.name == experiment)
+            if where is not None:
+                query = query.where(search.compile_filter(where))
+            return query
+
+        split = None
         if limit is not None:
-            query = query.limit(limit)
-        if offset:
-            query = query.offset(offset)
-        return self._load(query, with_sections=False)
+            split = search.split_on_first_key(matching(self._id_query()), sort)
+        if split is None:
+            # One pass: filter, sort and page with the per-run aggregates alongside.
+            query = search.apply_sort(matching(self._record_query()), sort)
+            if limit is not None:
+                query = query.limit(limit)
+            if offset:
+                query = query.offset(offset)
+            with read_transaction(self.engine) as connection:
+                rows = connection.execute(query).all()
+                return self._records(connection, rows, with_sections=False)
+        # Two passes: walk the sort key's index to the page's ids, then load those runs.
+        with_value, lacking = split
+        assert limit is not None
+        wanted = limit + offset
+        with read_transaction(self.engine) as connection:
+            ids = list(connection.execute(with_value.limit(wanted)).scalars())
+            if len(ids) < wanted:
+                ids += connection.execute(lacking.limit(wanted - len(ids))).scalars()
+        return self._load_ids(ids[offset:], with_sections=False)
 
     def count(self, *, experiment: str | None = None, where: Node | None = None) -> int:
         runs = schema.runs
@@ -484,7 +501,16 @@ class MetaStore:
             return int(connection.execute(query).scalar_one())
 
     @staticmethod
-    def _run_query() -> sa.Select[Any]:
+    def _id_query() -> sa.Select[Any]:
+        runs, experiments = schema.runs, schema.experiments
+        return sa.select(runs.c.id).select_from(
+            runs.join(experiments, experiments.c.id == runs.c.experiment_id)
+        )
+
+    @staticmethod
+    def _record_query() -> sa.Select[Any]:
+        """Every column a record needs; params, summaries and tags as one JSON text each,
+        aggregated in the database (one row per run instead of one per value)."""
         runs, experiments = schema.runs, schema.experiments
         return sa.select(
             runs.c.id,
@@ -497,42 +523,39 @@ class MetaStore:
             runs.c.pid,
             runs.c.note,
             runs.c.error,
+            aggregate.params_json().label("params_json"),
+            aggregate.summaries_json().label("summaries_json"),
+            aggregate.tags_json().label("tags_json"),
         ).select_from(runs.join(experiments, experiments.c.id == runs.c.experiment_id))
 
-    def _load(self, query: sa.Select[Any], *, with_sections: bool) -> list[RunRecord]:
+    def _load_ids(self, ids: Sequence[str], *, with_sections: bool) -> list[RunRecord]:
+        """The records of these runs, in the order given."""
+        found: dict[str, Any] = {}
         with read_transaction(self.engine) as connection:
-            rows = connection.execute(query).all()
-            ids = [r.id for r in rows]
-            params: dict[str, dict[str, Any]] = {i: {} for i in ids}
-            metrics: dict[str, dict[str, MetricSummary]] = {i: {} for i in ids}
-            tags: dict[str, dict[str, str]] = {i: {} for i in ids}
-            artifacts: dict[str, list[Artifact]] = {i: [] for i in ids}
-            sections: dict[str, dict[str, Any]] = {i: {} for i in ids}
-            p, m, t, a, s = (
-                schema.params,
-                schema.metric_summaries,
-                schema.tags,
-                schema.artifacts,
-                schema.run_sections,
-            )
             for batch in _batches(ids):
-                for r in connection.execute(
-                    sa.select(p.c.run_id, p.c.key, p.c.value_json).where(p.c.run_id.in_(batch))
-                ):
-                    params[r.run_id][r.key] = params_codec.decode(r.value_json)
-                for r in connection.execute(sa.select(m).where(m.c.run_id.in_(batch))):
-                    metrics[r.run_id][r.key] = self._summary(r)
-                for r in connection.execute(sa.select(t).where(t.c.run_id.in_(batch))):
-                    tags[r.run_id][r.key] = r.value
-                for r in connection.execute(
-                    sa.select(a).where(a.c.run_id.in_(batch)).order_by(a.c.path)
-                ):
-                    artifacts[r.run_id].append(
-                        Artifact(path=r.path, digest=r.digest, size=r.size, kind=r.kind)
-                    )
-                if with_sections:
-                    for r in connection.execute(sa.select(s).where(s.c.run_id.in_(batch))):
-                        sections[r.run_id][r.name] = json.loads(r.value_json)
+                query = self._record_query().where(schema.runs.c.id.in_(batch))
+                found.update((row.id, row) for row in connection.execute(query))
+            rows = [found[i] for i in ids if i in found]
+            return self._records(connection, rows, with_sections=with_sections)
+
+    def _records(
+        self, connection: sa.Connection, rows: Sequence[Any], *, with_sections: bool
+    ) -> list[RunRecord]:
+        """Records from rows of _record_query, with artifacts (and sections) attached."""
+        ids = [r.id for r in rows]
+        artifacts: dict[str, list[Artifact]] = {i: [] for i in ids}
+        sections: dict[str, dict[str, Any]] = {i: {} for i in ids}
+        a, s = schema.artifacts, schema.run_sections
+        for batch in _batches(ids):
+            for r in connection.execute(
+                sa.select(a).where(a.c.run_id.in_(batch)).order_by(a.c.path)
+            ):
+                artifacts[r.run_id].append(
+                    Artifact(path=r.path, digest=r.digest, size=r.size, kind=r.kind)
+                )
+            if with_sections:
+                for r in connection.execute(sa.select(s).where(s.c.run_id.in_(batch))):
+                    sections[r.run_id][r.name] = json.loads(r.value_json)
         return [
             RunRecord(
                 id=r.id,
@@ -545,9 +568,9 @@ class MetaStore:
                 pid=r.pid,
                 note=r.note or "",
                 error=r.error,
-                params=dict(sorted(params[r.id].items())),
-                metrics=dict(sorted(metrics[r.id].items())),
-                tags=dict(sorted(tags[r.id].items())),
+                params=aggregate.decode_params(r.params_json),
+                metrics=aggregate.decode_summaries(r.summaries_json),
+                tags=aggregate.decode_tags(r.tags_json),
                 artifacts=tuple(artifacts[r.id]),
                 sections=sections[r.id],
             )

@@ -14,38 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from lockstep.core.records import Artifact
 from lockstep.core.status import RunStatus
-from lockstep.errors import InvalidMetric, RunStateError, UsageError
+from lockstep.errors import RunStateError, UsageError
 from lockstep.tracking import active
 from lockstep.tracking.writer import MetricWriter
 
 if TYPE_CHECKING:
     from lockstep.tracking.history import MetricHistory
     from lockstep.workspace import Workspace
-
-# float and int pass untouched; anything else goes through _coerce once per call.
-_PLAIN_NUMBERS = frozenset((float, int))
-
-
-def _coerce(metrics: Mapping[Any, Any]) -> dict[str, float | int]:
-    """Numbers as floats or ints; NumPy and torch scalars via float(); others refused."""
-    out: dict[str, float | int] = {}
-    for key, value in metrics.items():
-        if not isinstance(key, str) or not key:
-            raise (
-                InvalidMetric(key, value)
-                if not isinstance(key, str)
-                else UsageError("metric keys must be non-empty strings")
-            )
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[key] = value
-            continue
-        if value is None or isinstance(value, (str, bytes, bytearray)):
-            raise InvalidMetric(key, value)
-        try:
-            out[key] = float(value)
-        except (TypeError, ValueError):
-            raise InvalidMetric(key, value) from None
-    return out
 
 
 class Run:
@@ -71,14 +46,13 @@ class Run:
         # The owner decides the final status; an attached process (a child of
         # `lockstep run`) only adds to the run.
         self._owner = owner
-        self._next_step = 0
         self._writer = MetricWriter(
             workspace.meta,
             run_id,
             flush_interval=workspace.settings.flush_interval,
             heartbeat_interval=workspace.settings.heartbeat_interval,
         )
-        self._pending = self._writer.pending
+        self._add = self._writer.buffer.add
         self._finished = False
         self._signal: int | None = None
         self._previous_handlers: dict[int, Any] = {}
@@ -92,19 +66,11 @@ class Run:
     def log(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Record metric values at a step (default: one past the previous call's step).
 
-        Returns in microseconds: the values are appended to an in-memory buffer
-        that a background thread stores.
+        Returns in about a microsecond: the values go to an in-memory buffer that
+        a background thread stores every flush interval. A value that is not a
+        real number raises InvalidMetric (a TypeError) naming its key.
         """
-        if step is None:
-            step = self._next_step
-        elif step.__class__ is not int:
-            step = _check_step(step)
-        self._next_step = step + 1
-        for key, value in metrics.items():
-            if value.__class__ not in _PLAIN_NUMBERS or key.__class__ is not str:
-                self._pending.append((step, time.time(), _coerce(metrics)))
-                return
-        self._pending.append((step, time.time(), dict(metrics)))
+        self._add(metrics, step)
 
     def log_params(self, params: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         """Record parameters; nested mappings become dotted keys (``optimizer.lr``)."""
@@ -229,15 +195,6 @@ def outcome(
             return RunStatus.FINISHED, None
         return RunStatus.FAILED, f"SystemExit({code!r})"
     return RunStatus.FAILED, "".join(traceback.format_exception(exc_type, exc, tb))
-
-
-def _check_step(step: Any) -> int:
-    try:
-        if isinstance(step, bool) or int(step) != step:
-            raise ValueError
-        return int(step)
-    except (TypeError, ValueError):
-        raise UsageError(f"step must be an integer, got {step!r}") from None
 
 
 def _display_path(path: Path, root: Path) -> str:

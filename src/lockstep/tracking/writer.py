@@ -11,57 +11,51 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from lockstep.core.records import MetricSummary
 from lockstep.meta.store import MetaStore, MetricColumns
+from lockstep.tracking.buffer import MetricBuffer, Segment
 
 log = logging.getLogger("lockstep")
-
-# (step, unix time, {key: number})
-Point = tuple[int, float, Mapping[str, float | int]]
 
 # Compaction merges a series into chunks of at most this many points (24 MiB per chunk).
 COMPACT_CHUNK_POINTS = 1 << 20
 
 
-def columnize(batch: Sequence[Point]) -> dict[str, tuple[Any, Any, Any]]:
-    """Turn logged points into per-key (steps, values, times) NumPy arrays, in logging order.
+def columnize(segments: Sequence[Segment]) -> dict[str, tuple[Any, Any, Any]]:
+    """Per-key (steps, values, times) NumPy arrays from buffer segments, in logging order.
 
-    Calls that log the same keys are grouped, and each group is transposed in
-    C (``zip(*rows)``); a key logged in several groups is put back in order.
+    A segment's values are a row-major matrix (one row per call), so each key's
+    series is a column view; a key logged in several segments is merged back
+    into call order.
     """
     import numpy as np
 
-    groups: dict[tuple[str, ...], tuple[list[int], list[int], list[float], list[Any]]] = {}
-    for index, (step, when, metrics) in enumerate(batch):
-        keys = tuple(metrics)
-        group = groups.get(keys)
-        if group is None:
-            group = groups[keys] = ([], [], [], [])
-        group[0].append(index)
-        group[1].append(step)
-        group[2].append(when)
-        group[3].append(tuple(metrics.values()))
     parts: dict[str, list[tuple[Any, Any, Any, Any]]] = {}
-    for keys, (indexes, steps, times, rows) in groups.items():
-        idx = np.asarray(indexes, dtype=np.int64)
-        step_arr = np.asarray(steps, dtype="<i8")
-        time_arr = np.asarray(times, dtype="<f8")
-        for key, column in zip(keys, zip(*rows, strict=True), strict=True):
-            values = np.asarray(column, dtype="<f8")
-            parts.setdefault(str(key), []).append((idx, step_arr, values, time_arr))
+    for segment in segments:
+        rows, width = len(segment), len(segment.keys)
+        calls = np.frombuffer(segment.calls, dtype=np.int64)
+        steps = np.frombuffer(segment.steps, dtype=np.int64)
+        times = np.frombuffer(segment.times, dtype=np.float64)
+        matrix = np.frombuffer(segment.values, dtype=np.float64).reshape(rows, width)
+        for j, key in enumerate(segment.keys):
+            parts.setdefault(key, []).append((calls, steps, matrix[:, j], times))
     columns: dict[str, tuple[Any, Any, Any]] = {}
     for key, pieces in parts.items():
         if len(pieces) == 1:
-            _, steps_a, values_a, times_a = pieces[0]
+            _, steps, values, times = pieces[0]
         else:
             order = np.argsort(np.concatenate([p[0] for p in pieces]), kind="stable")
-            steps_a = np.concatenate([p[1] for p in pieces])[order]
-            values_a = np.concatenate([p[2] for p in pieces])[order]
-            times_a = np.concatenate([p[3] for p in pieces])[order]
-        columns[key] = (steps_a, values_a, times_a)
+            steps = np.concatenate([p[1] for p in pieces])[order]
+            values = np.concatenate([p[2] for p in pieces])[order]
+            times = np.concatenate([p[3] for p in pieces])[order]
+        columns[key] = (
+            steps.astype("<i8", copy=False),
+            np.ascontiguousarray(values, dtype="<f8"),
+            times.astype("<f8", copy=False),
+        )
     return columns
 
 
@@ -97,8 +91,9 @@ class MetricWriter:
         self.run_id = run_id
         self.flush_interval = flush_interval
         self.heartbeat_interval = heartbeat_interval
-        # Appended to by the training thread; only this writer removes from the front.
-        self.pending: list[Point] = []
+        self.buffer = MetricBuffer()
+        # Taken from the buffer but not yet stored (a failed write is retried first).
+        self._unsaved: list[Segment] = []
         self._seqs, self._summaries = meta.metric_state(run_id)
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
@@ -110,7 +105,11 @@ class MetricWriter:
         self._thread.start()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.flush_interval):
+        # A fixed cadence (not "sleep after each write") keeps the wait of any point
+        # under one interval however long a write takes.
+        deadline = time.monotonic() + self.flush_interval
+        while not self._stop.wait(max(0.0, deadline - time.monotonic())):
+            deadline += self.flush_interval
             try:
                 self.flush()
                 self._failures = 0
@@ -118,23 +117,22 @@ class MetricWriter:
                 self._failures += 1
                 if self._failures in (1, 10, 100):
                     log.warning("lockstep: storing metrics failed (%s); will retry", exc)
+            deadline = max(deadline, time.monotonic())
 
     def flush(self) -> int:
-        """Store every pending point now; returns how many points were written."""
+        """Store every buffered point now; returns how many points were written."""
         with self._flush_lock:
-            count = len(self.pending)
+            self._unsaved.extend(self.buffer.take())
             now = time.time()
-            if count == 0:
+            if not self._unsaved:
                 if time.monotonic() - self._last_beat >= self.heartbeat_interval:
                     self.meta.heartbeat(self.run_id, now)
                     self._last_beat = time.monotonic()
                 return 0
-            batch = self.pending[:count]
-            columns = columnize(batch)
             chunks: list[MetricColumns] = []
             summaries: list[MetricSummary] = []
             seqs: dict[str, int] = {}
-            for key, (steps, values, times) in columns.items():
+            for key, (steps, values, times) in columnize(self._unsaved).items():
                 seqs[key] = self._seqs.get(key, 0)
                 chunks.append(
                     MetricColumns(
@@ -150,14 +148,13 @@ class MetricWriter:
                 summaries.append(merge_summary(self._summaries.get(key), key, steps, values))
             self.meta.append_metrics(self.run_id, chunks, seqs, summaries, heartbeat_at=now)
             # Only now, with the points safely stored, advance the in-memory state.
+            self._unsaved.clear()
             for key, seq in seqs.items():
                 self._seqs[key] = seq + 1
             for summary in summaries:
                 self._summaries[summary.key] = summary
             self._last_beat = time.monotonic()
-            del self.pending[:count]
-            points = sum(chunk.count for chunk in chunks)
-        return points
+        return sum(chunk.count for chunk in chunks)
 
     def close(self) -> None:
         """Stop the thread and store what is left (tries three times before giving up)."""
@@ -172,7 +169,7 @@ class MetricWriter:
                 if attempt == 2:
                     log.error(
                         "lockstep: %d metric points of run %s could not be stored: %s",
-                        len(self.pending),
+                        len(self.buffer) + sum(len(s.values) for s in self._unsaved),
                         self.run_id,
                         exc,
                     )

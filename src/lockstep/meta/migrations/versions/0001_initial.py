@@ -84,6 +84,7 @@ def upgrade() -> None:
         sa.Column("min", sa.Double),
         sa.Column("max", sa.Double),
         sa.Column("count", sa.BigInteger, nullable=False),
+        sa.Column("summary_json", sa.Text, nullable=False),
     )
     op.create_index("ix_metric_summaries_key_last", "metric_summaries", ["key", "last"])
     op.create_table(

@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` (or `python benchmarks/run.py`) prints lockstep beside its peers."""
