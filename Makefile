@@ -10,7 +10,8 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	# torch is pinned: an unpinned torch pulls a multi-GB CUDA build.
+	$(PY) -m pip install --quiet -e '.[dev]' torch==2.13.0
 	touch $(STAMP)
 
 install: $(STAMP)

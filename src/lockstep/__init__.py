@@ -19,6 +19,7 @@ __all__ = [
     "active_run",
     "get_run",
     "runs",
+    "seed_everything",
     "start",
 ]
 
@@ -31,10 +32,12 @@ _LAZY = {
     "active_run": "lockstep.tracking.api",
     "get_run": "lockstep.tracking.api",
     "runs": "lockstep.tracking.api",
+    "seed_everything": "lockstep.determinism.api",
     "start": "lockstep.tracking.api",
 }
 
 if TYPE_CHECKING:
+    from lockstep.determinism.api import seed_everything
     from lockstep.errors import LockstepError
     from lockstep.tracking.api import active_run, get_run, runs, start
     from lockstep.tracking.history import MetricHistory

@@ -10,7 +10,8 @@
     ├── StoreError                         the store cannot be used as it is
     │   ├── StoreNotFound(FileNotFoundError)
     │   ├── StoreTooNew                    written by a newer lockstep
-    │   └── StoreNeedsMigration            older schema; run `lockstep migrate`
+    │   ├── StoreNeedsMigration            older schema; run `lockstep migrate`
+    │   └── ObjectMissing(LookupError)     an object the store should hold is not there
     └── RunStateError(RuntimeError)        an operation the run's state forbids
 
 Each message says what to do next. Context travels as attributes so callers
@@ -120,6 +121,17 @@ class StoreNeedsMigration(StoreError):
         super().__init__(
             f"the store at {location} has schema {current or 'none'}, this lockstep needs {head}; "
             "back it up, then run `lockstep migrate`"
+        )
+
+
+class ObjectMissing(StoreError, LookupError):
+    """An object named by a record is not in the object store."""
+
+    def __init__(self, digest: str, what: str = "object") -> None:
+        self.digest = digest
+        super().__init__(
+            f"{what} {digest[:16]}... is not in the object store; "
+            "pull it from a remote or re-add the data"
         )
 
 

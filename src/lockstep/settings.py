@@ -32,6 +32,8 @@ class Settings:
     heartbeat_grace: float = 60.0
     # LOCKSTEP_RUN_ID: a run to attach to instead of starting a new one.
     attach_run_id: str | None = None
+    # LOCKSTEP_SEED: the seed of the `lockstep run` this process belongs to.
+    run_seed: int | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -48,6 +50,7 @@ class Settings:
             heartbeat_interval=_positive(env, "LOCKSTEP_HEARTBEAT_INTERVAL", 10.0),
             heartbeat_grace=_positive(env, "LOCKSTEP_HEARTBEAT_GRACE", 60.0),
             attach_run_id=env.get("LOCKSTEP_RUN_ID") or None,
+            run_seed=int(env["LOCKSTEP_SEED"]) if env.get("LOCKSTEP_SEED", "").isdigit() else None,
         )
 
     def with_config(self, store_dir: Path) -> Settings:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lockstep.errors import StoreNotFound
 from lockstep.meta.store import MetaStore
+from lockstep.objects.store import LocalObjectStore
 from lockstep.settings import STORE_DIRNAME, Settings
 
 _GITIGNORE = "# Lockstep's store: never part of the project's code.\n*\n"
@@ -70,6 +71,10 @@ class Workspace:
         settings = settings.with_config(store_dir)
         url = settings.db_url or f"sqlite:///{store_dir / 'lockstep.db'}"
         return cls(store_dir=store_dir, settings=settings, meta=MetaStore.open(url, create=True))
+
+    @property
+    def objects(self) -> LocalObjectStore:
+        return LocalObjectStore(self.store_dir / "objects")
 
     def close(self) -> None:
         self.meta.close()

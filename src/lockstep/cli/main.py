@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from lockstep import __version__
+from lockstep.errors import UsageError
 
 if TYPE_CHECKING:
     from lockstep.workspace import Workspace
@@ -28,6 +29,7 @@ class Context:
         self._workspace: Workspace | None = None
 
     def workspace(self, *, create: bool = False) -> Workspace:
+        """The store, opened once (created first when create), with dead runs reaped."""
         if self._workspace is None:
             from lockstep.tracking import liveness
             from lockstep.workspace import Workspace
@@ -230,6 +232,117 @@ def tag(obj: Context, run: str, assignments: tuple[str, ...], delete: bool) -> N
             raise UsageError(f"tag {text!r} must look like key=value")
         tags[key] = value
     meta.set_tags(run_id, tags)
+
+
+@cli.command(
+    "run",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.option("--name", help="Name of the run (default: a generated one).")
+@click.option("-e", "--experiment", help="Experiment to file the run under (default: default).")
+@click.option("--seed", type=int, help="Seed for every RNG (default: drawn and recorded).")
+@click.option(
+    "--deterministic",
+    is_flag=True,
+    help="Also turn on framework determinism (torch, cuDNN, cuBLAS, TF).",
+)
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Record a parameter (value read as JSON when it parses).",
+)
+@click.option("-t", "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Set a tag.")
+@click.option("--note", default="", help="A free-text note for the run.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@pass_context
+def run_command(
+    obj: Context,
+    name: str | None,
+    experiment: str | None,
+    seed: int | None,
+    deterministic: bool,
+    params: tuple[str, ...],
+    tags: tuple[str, ...],
+    note: str,
+    command: tuple[str, ...],
+) -> int:
+    """Run COMMAND (after --) as a recorded run: code, data, seeds, environment, hardware.
+
+    Exits with the command's own exit code.
+    """
+    import os
+
+    from lockstep.core.params import parse_assignment
+    from lockstep.tracking.launcher import LaunchRequest, launch
+
+    if command and command[0] == "--":
+        command = command[1:]
+    parsed = dict(parse_assignment(p) for p in params)
+    tag_values = {}
+    for text in tags:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise UsageError(f"tag {text!r} must look like key=value")
+        tag_values[key] = value
+    request = LaunchRequest(
+        argv=command,
+        name=name,
+        experiment=experiment,
+        seed=seed,
+        deterministic=deterministic,
+        params=parsed,
+        tags=tag_values,
+        note=note,
+    )
+    workspace = obj.workspace(create=True)
+    result = launch(
+        workspace, request, environ=os.environ, stdout=sys.stdout.buffer, stderr=sys.stderr.buffer
+    )
+    click.echo(
+        f"lockstep: run {result.name} ({result.run_id[:12]}) {result.status}, "
+        f"exit code {result.exit_code}",
+        err=True,
+    )
+    return result.exit_code
+
+
+@cli.group()
+def env() -> None:
+    """The recorded software environment of runs."""
+
+
+@env.command("export")
+@click.argument("run")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["requirements", "dockerfile"]),
+    default="requirements",
+    show_default=True,
+    help="What to write.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of standard output.",
+)
+@pass_context
+def env_export(obj: Context, run: str, fmt: str, output: Path | None) -> None:
+    """Export RUN's environment as pinned requirements or a Dockerfile that rebuilds it."""
+    from lockstep.reproduce.environment import dockerfile, requirements_txt
+
+    meta = obj.workspace().meta
+    record = meta.get_run(meta.resolve(run))
+    text = requirements_txt(record) if fmt == "requirements" else dockerfile(record)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
 
 
 @cli.command()

@@ -134,19 +134,129 @@ def run_detail(record: RunRecord) -> None:
             )
         out.print(table)
     _section(out, "tags", record.tags)
-    if record.artifacts:
-        table = Table(title="artifacts", title_justify="left", box=None, header_style="bold")
-        for header in ("path", "kind", "size", "digest"):
-            table.add_column(header)
-        for a in record.artifacts:
-            table.add_row(a.path, a.kind, _size(a.size), a.digest[:16])
-        out.print(table)
-    for name, value in record.sections.items():
-        out.print(f"[bold]{name}[/]")
-        out.print_json(json.dumps(value, default=str))
+    for kind, title in (
+        ("input", "inputs"),
+        ("output", "outputs"),
+        ("artifact", "artifacts"),
+        ("model", "models"),
+    ):
+        chosen = [a for a in record.artifacts if a.kind == kind]
+        if chosen:
+            table = Table(title=title, title_justify="left", box=None, header_style="bold")
+            for header in ("path", "size", "digest"):
+                table.add_column(header)
+            for a in chosen:
+                table.add_row(a.path, _size(a.size), a.digest[:16])
+            out.print(table)
+    _capture_sections(out, record)
     if record.error:
         out.print("[bold red]error[/]")
         out.print(record.error.rstrip(), markup=False)
+
+
+def _unavailable(value: Any) -> str | None:
+    if isinstance(value, dict) and set(value) == {"unavailable"}:
+        return f"[dim]unavailable: {value['unavailable']}[/]"
+    return None
+
+
+def _capture_sections(out: Console, record: RunRecord) -> None:
+    """The captured facts of a `lockstep run`, readably; unknown sections as JSON."""
+    sections = dict(record.sections)
+    command = sections.pop("command", None)
+    if command:
+        facts = {
+            "argv": " ".join(command.get("argv", [])),
+            "cwd": command.get("cwd", ""),
+            "exit code": str(command.get("exit_code")),
+        }
+        if command.get("peak_rss_bytes"):
+            facts["peak memory"] = _size(int(command["peak_rss_bytes"]))
+        if command.get("cpu_user_seconds") is not None:
+            facts["cpu"] = (
+                f"{command['cpu_user_seconds']:.1f}s user, "
+                f"{command.get('cpu_system_seconds', 0):.1f}s system"
+            )
+        gpu = command.get("peak_gpu_memory_mib")
+        facts["peak gpu memory"] = _unavailable(gpu) or f"{gpu} MiB"
+        if command.get("error"):
+            facts["error"] = command["error"]
+        _section(out, "command", facts)
+    seed = sections.pop("seed", None)
+    if seed:
+        libraries = seed.get("libraries", {})
+        facts = {
+            "seed": f"{seed.get('value')} ({seed.get('source', 'given')})",
+            "PYTHONHASHSEED": str(seed.get("pythonhashseed")),
+        }
+        facts.update({f"seeded {k}": str(v) for k, v in libraries.items()})
+        _section(out, "seed", facts)
+    determinism = sections.pop("determinism", None)
+    if determinism:
+        facts = {"requested": str(determinism.get("requested", False))}
+        for framework in ("torch", "tensorflow", "numpy"):
+            for key, value in (determinism.get(framework) or {}).items():
+                facts[f"{framework}.{key}"] = json.dumps(value, default=str)
+        facts.update({k: v for k, v in (determinism.get("env") or {}).items() if v})
+        _section(out, "determinism", facts)
+    code = sections.pop("code", None)
+    if code:
+        facts = {"unavailable": _unavailable(code) or ""} if _unavailable(code) else {}
+        if code.get("kind") == "git":
+            facts = {
+                "commit": str(code.get("commit")),
+                "branch": str(code.get("branch")),
+                "remote": str(code.get("remote") or "-"),
+                "dirty": str(code.get("dirty")),
+                "changed": ", ".join(code.get("changed", [])) or "-",
+                "diff": _size(code["diff"]["size"]) if code.get("diff") else "-",
+            }
+        elif code.get("kind") == "files":
+            facts = {"outside git": code.get("reason", "")}
+        files = code.get("files", [])
+        if files:
+            label = "untracked" if code.get("kind") == "git" else "files"
+            facts[label] = f"{len(files)} files, {_size(sum(f['size'] for f in files))}"
+        if code.get("excluded_outputs"):
+            facts["earlier outputs left out"] = ", ".join(code["excluded_outputs"])
+        _section(out, "code", facts)
+    environment = sections.pop("environment", None)
+    if environment:
+        interpreter = environment.get("interpreter", {})
+        packages = environment.get("packages")
+        facts = {
+            "python": f"{interpreter.get('version')} ({interpreter.get('executable')})",
+            "packages": _unavailable(packages) or f"{len(packages or [])} distributions",
+            "lock files": ", ".join(f["path"] for f in environment.get("lock_files", [])) or "-",
+        }
+        if environment.get("conda_env"):
+            facts["conda env"] = environment["conda_env"]
+        facts.update(environment.get("variables", {}))
+        _section(out, "environment", facts)
+    hardware = sections.pop("hardware", None)
+    if hardware:
+        cpu = hardware.get("cpu", {})
+        gpus = hardware.get("gpus")
+        facts = {
+            "system": f"{hardware.get('os')} {hardware.get('os_release')}, {hardware.get('libc')}",
+            "cpu": _unavailable(cpu)
+            or f"{cpu.get('model')} x{cpu.get('logical_cores')} "
+            f"({', '.join(cpu.get('numeric_flags', []))})",
+            "memory": _size(hardware["memory_bytes"])
+            if isinstance(hardware.get("memory_bytes"), int)
+            else str(hardware.get("memory_bytes")),
+            "gpus": _unavailable(gpus)
+            or "; ".join(
+                f"{g['name']} {g.get('memory_mib')} MiB, driver {g.get('driver')}, "
+                f"CUDA {g.get('cuda_driver_version')}"
+                for g in gpus or []
+            )
+            or "none",
+        }
+        _section(out, "hardware", facts)
+    for name, value in sections.items():
+        out.print(f"[bold]{name}[/]")
+        out.print_json(json.dumps(value, default=str))
 
 
 def _section(out: Console, title: str, values: dict[str, str]) -> None:

@@ -107,9 +107,15 @@ class RunRecord:
                 for a in self.artifacts
             ],
         }
+        out["inputs"] = [_artifact_json(a) for a in self.artifacts if a.kind == "input"]
+        out["outputs"] = [_artifact_json(a) for a in self.artifacts if a.kind == "output"]
         for name, value in self.sections.items():
             out.setdefault(name, value)
         return out
+
+
+def _artifact_json(artifact: Artifact) -> dict[str, Any]:
+    return {"path": artifact.path, "digest": artifact.digest, "size": artifact.size}
 
 
 def _json_number(value: float) -> float | str:

@@ -213,6 +213,18 @@ class MetaStore:
         with write_transaction(self.engine) as connection:
             upsert(connection, schema.artifacts, rows, ("run_id", "path"))
 
+    def recorded_outputs(self, paths: Sequence[str]) -> set[tuple[str, str]]:
+        """(path, digest) pairs among paths that some run recorded as an output."""
+        a = schema.artifacts
+        found: set[tuple[str, str]] = set()
+        with read_transaction(self.engine) as connection:
+            for batch in _batches(list(paths)):
+                rows = connection.execute(
+                    sa.select(a.c.path, a.c.digest).where(a.c.path.in_(batch), a.c.kind == "output")
+                )
+                found.update((r.path, r.digest) for r in rows)
+        return found
+
     def finish_run(
         self, run_id: str, status: RunStatus, end_time: float, error: str | None = None
     ) -> None:

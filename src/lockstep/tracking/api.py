@@ -48,6 +48,24 @@ def start(
     workspace = open_workspace(settings)
     if settings.attach_run_id and not _attached:
         return _attach(workspace, settings.attach_run_id, params, tags, note)
+    run = begin_run(
+        workspace, experiment=experiment, name=name, params=params, tags=tags, note=note
+    )
+    run.install_signal_handlers()
+    active.push(run)
+    return run
+
+
+def begin_run(
+    workspace: Workspace,
+    *,
+    experiment: str | None,
+    name: str | None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    note: str = "",
+) -> Run:
+    """Record a new run owned by this process and start its writer."""
     if experiment is not None and not experiment.strip():
         raise UsageError("experiment must be a non-empty name")
     now = time.time()
@@ -67,10 +85,7 @@ def start(
         tags=tags,
         note=note,
     )
-    run = Run(workspace, run_id=run_id, name=run_name, experiment=experiment_name, owner=True)
-    run.install_signal_handlers()
-    active.push(run)
-    return run
+    return Run(workspace, run_id=run_id, name=run_name, experiment=experiment_name, owner=True)
 
 
 _attached: list[str] = []

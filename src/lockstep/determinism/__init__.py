@@ -1,0 +1,1 @@
+"""Seeding, framework determinism flags and (later) tensor fingerprints."""

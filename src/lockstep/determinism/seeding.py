@@ -1,0 +1,183 @@
+"""Seed Python, NumPy, PyTorch and TensorFlow, now or when they are first imported.
+
+Standard library only and free of lockstep imports: the child bootstrap of
+``lockstep run`` loads this file by path into interpreters that may not have
+lockstep installed. Nothing here imports a framework the program has not
+imported itself; frameworks imported later are seeded by a post-import hook.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import random
+import sys
+from types import ModuleType
+from typing import Any
+
+FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")
+# cuBLAS needs this before CUDA starts to make its reductions deterministic.
+CUBLAS_DETERMINISTIC = ":4096:8"
+JAX_NOTE = "explicit keys: JAX has no global generator; derive keys from the run seed"
+
+
+def seed_framework(name: str, module: ModuleType, seed: int, deterministic: bool) -> Any:
+    """Seed one imported framework; returns the seed it was given (or a note)."""
+    if name == "numpy":
+        value = seed % 2**32  # the legacy global generator takes 32 bits
+        module.random.seed(value)
+        return value
+    if name == "torch":
+        module.manual_seed(seed)  # CPU and every CUDA device
+        if deterministic:
+            module.use_deterministic_algorithms(True)
+            module.backends.cudnn.deterministic = True
+            module.backends.cudnn.benchmark = False
+        return seed
+    if name == "tensorflow":
+        module.random.set_seed(seed)
+        if deterministic:
+            module.config.experimental.enable_op_determinism()
+        return seed
+    if name == "jax":
+        return JAX_NOTE
+    raise ValueError(f"unknown framework {name}")
+
+
+class _Loader(importlib.abc.Loader):
+    """Delegates to the real loader, then runs a callback on the fresh module."""
+
+    def __init__(self, loader: Any, callback: Any) -> None:
+        self._loader = loader
+        self._callback = callback
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        result: ModuleType | None = self._loader.create_module(spec)
+        return result
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._loader.exec_module(module)
+        self._callback(module)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+
+class SeedOnImport(importlib.abc.MetaPathFinder):
+    """Seeds each framework right after its first import."""
+
+    def __init__(self, seed: int, deterministic: bool, results: dict[str, Any]) -> None:
+        self.seed = seed
+        self.deterministic = deterministic
+        self.results = results
+        self.pending = {name for name in FRAMEWORKS if name not in sys.modules}
+
+    def find_spec(
+        self, fullname: str, path: Any = None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in self.pending:
+            return None
+        self.pending.discard(fullname)  # also keeps the lookup below from coming back here
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+
+        def seed(module: ModuleType) -> None:
+            try:
+                self.results[fullname] = seed_framework(
+                    fullname, module, self.seed, self.deterministic
+                )
+            except Exception as exc:  # never break the program's import
+                self.results[fullname] = f"unavailable: {type(exc).__name__}: {exc}"
+
+        spec.loader = _Loader(spec.loader, seed)
+        return spec
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> dict[str, Any]:
+    """Seed ``random``, every imported framework, and frameworks imported later.
+
+    Returns the seed given to each library; the dict fills in as later imports
+    happen. Deterministic mode also sets framework flags and CUBLAS_WORKSPACE_CONFIG.
+    """
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC)
+        os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
+    random.seed(seed)
+    results: dict[str, Any] = {"random": seed}
+    for name in FRAMEWORKS:
+        module = sys.modules.get(name)
+        if module is not None:
+            try:
+                results[name] = seed_framework(name, module, seed, deterministic)
+            except Exception as exc:
+                results[name] = f"unavailable: {type(exc).__name__}: {exc}"
+    for finder in list(sys.meta_path):
+        if isinstance(finder, SeedOnImport) or type(finder).__name__ == "SeedOnImport":
+            sys.meta_path.remove(finder)  # the newest seed wins
+    sys.meta_path.insert(0, SeedOnImport(seed, deterministic, results))
+    return results
+
+
+_ENV = (
+    "PYTHONHASHSEED",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "TF_DETERMINISTIC_OPS",
+    "TF_CUDNN_DETERMINISTIC",
+    "CUDA_LAUNCH_BLOCKING",
+    "NVIDIA_TF32_OVERRIDE",
+)
+
+
+def _safe(getter: Any) -> Any:
+    try:
+        return getter()
+    except Exception as exc:
+        return f"unavailable: {type(exc).__name__}: {exc}"
+
+
+def determinism_state() -> dict[str, Any]:
+    """The settings that decide whether results repeat, read from imported frameworks only."""
+    state: dict[str, Any] = {"env": {k: os.environ.get(k) for k in _ENV}}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        cudnn = torch.backends.cudnn
+        state["torch"] = {
+            "version": _safe(lambda: torch.__version__),
+            "deterministic_algorithms": _safe(torch.are_deterministic_algorithms_enabled),
+            "deterministic_warn_only": _safe(torch.is_deterministic_algorithms_warn_only_enabled),
+            "cudnn_deterministic": _safe(lambda: bool(cudnn.deterministic)),
+            "cudnn_benchmark": _safe(lambda: bool(cudnn.benchmark)),
+            "cudnn_allow_tf32": _safe(lambda: bool(cudnn.allow_tf32)),
+            "cuda_matmul_allow_tf32": _safe(lambda: bool(torch.backends.cuda.matmul.allow_tf32)),
+            "float32_matmul_precision": _safe(torch.get_float32_matmul_precision),
+            "num_threads": _safe(torch.get_num_threads),
+            "num_interop_threads": _safe(torch.get_num_interop_threads),
+            "cuda_version": _safe(lambda: torch.version.cuda),
+            "cudnn_version": _safe(lambda: cudnn.version() if cudnn.is_available() else None),
+            "cuda_available": _safe(torch.cuda.is_available),
+        }
+    tensorflow = sys.modules.get("tensorflow")
+    if tensorflow is not None:
+        state["tensorflow"] = {
+            "version": _safe(lambda: tensorflow.__version__),
+            "op_determinism": _safe(tensorflow.config.experimental.is_op_determinism_enabled),
+        }
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        state["numpy"] = {"version": _safe(lambda: numpy.__version__), "blas": _safe(_numpy_blas)}
+    if "jax" in sys.modules:
+        state["jax"] = {"rng": JAX_NOTE}
+    return state
+
+
+def _numpy_blas() -> Any:
+    numpy = sys.modules["numpy"]
+    config = numpy.show_config(mode="dicts")
+    blas = config.get("Build Dependencies", {}).get("blas", {})
+    return {"name": blas.get("name"), "version": blas.get("version")}

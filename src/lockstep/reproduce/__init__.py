@@ -1,0 +1,1 @@
+"""Rebuild what a run depended on: its environment now; rerun, verify and explain next."""

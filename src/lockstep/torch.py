@@ -1,0 +1,46 @@
+"""PyTorch helpers: reproducible DataLoader workers and seeded generators.
+
+Imports torch only when a helper is called.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import sys
+from typing import Any
+
+from lockstep.settings import Settings
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """Seed Python's and NumPy's RNGs in a DataLoader worker from torch's per-worker seed.
+
+    PyTorch gives each worker ``base_seed + worker_id``; the other RNGs otherwise
+    start identical (or random) in every worker. Pass it as
+    ``DataLoader(..., worker_init_fn=lockstep.torch.worker_init_fn)``.
+    """
+    import torch
+
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed(seed)
+
+
+def generator(seed: int | None = None, device: str = "cpu") -> Any:
+    """A ``torch.Generator`` seeded from the run's seed (inside ``lockstep run``) or seed.
+
+    Give it to ``DataLoader(generator=...)`` and ``random_split(generator=...)``
+    so shuffles and splits repeat with the run.
+    """
+    import torch
+
+    if seed is None:
+        seed = Settings.from_env().run_seed
+    if seed is None:
+        seed = secrets.randbelow(2**31 - 1)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return gen

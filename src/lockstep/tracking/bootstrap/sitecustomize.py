@@ -1,0 +1,131 @@
+"""Lockstep's bootstrap for Python processes started by ``lockstep run``.
+
+``lockstep run`` puts this directory first on PYTHONPATH, so every Python
+process of the run imports this module before the program's own code. It
+seeds ``random`` (and each framework when it is imported), turns on
+determinism flags when asked, records the files the process opens, and at
+exit writes a JSON report for the parent to ingest. It uses the standard
+library only and loads its helpers from the lockstep source tree by path, so
+it works in interpreters that do not have lockstep installed. It never raises
+into the program; if something fails, the report says what.
+"""
+
+import contextlib
+import os
+import sys
+from typing import Any
+
+
+def _lockstep_bootstrap() -> None:
+    import atexit
+    import importlib.util
+    import json
+    import signal
+    import time
+
+    capture_dir = os.environ.get("LOCKSTEP_CAPTURE_DIR")
+    if not capture_dir:
+        return
+    package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    def load(relative: str, name: str):  # type: ignore[no-untyped-def]
+        spec = importlib.util.spec_from_file_location(name, os.path.join(package, relative))
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        return module
+
+    errors: list[str] = []
+    report: dict[str, Any] = {
+        "pid": os.getpid(),
+        "ppid": os.getppid(),
+        "argv": list(sys.argv),
+        "executable": sys.executable,
+        "prefix": sys.prefix,
+        "version": sys.version,
+        "started": time.time(),
+        "errors": errors,
+    }
+    try:
+        # The first Python process of the run is the main one: it reports the environment.
+        fd = os.open(os.path.join(capture_dir, "main.claim"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        os.close(fd)
+        report["main"] = True
+    except OSError:
+        report["main"] = False
+
+    seeds = {}
+    seeding = None
+    try:
+        seeding = load("determinism/seeding.py", "_lockstep_seeding")
+        seed = int(os.environ["LOCKSTEP_SEED"])
+        deterministic = os.environ.get("LOCKSTEP_DETERMINISTIC") == "1"
+        seeds = seeding.seed_everything(seed, deterministic)
+    except Exception as exc:
+        errors.append(f"seeding: {type(exc).__name__}: {exc}")
+    report["seeds"] = seeds
+
+    recorder = None
+    try:
+        iohook = load("capture/iohook.py", "_lockstep_iohook")
+        recorder = iohook.install()
+    except Exception as exc:
+        errors.append(f"file recording: {type(exc).__name__}: {exc}")
+
+    def finish() -> None:
+        try:
+            if recorder is not None:
+                recorder.enabled = False
+                ignore = iohook.default_ignores() + os.environ.get(
+                    "LOCKSTEP_CAPTURE_IGNORE", ""
+                ).split(os.pathsep)
+                report["files"] = recorder.files(os.environ["LOCKSTEP_PROJECT_ROOT"], ignore)
+            if seeding is not None:
+                report["determinism"] = seeding.determinism_state()
+            if report["main"] and os.environ.get("LOCKSTEP_PARENT_PREFIX") != sys.prefix:
+                # Another environment than lockstep's own: only this process can list it.
+                packages = load("capture/packages.py", "_lockstep_packages")
+                report["packages"] = packages.installed_distributions()
+            report["ended"] = time.time()
+            path = os.path.join(capture_dir, f"process-{os.getpid()}.json")
+            tmp = path + ".tmp"
+            with open(tmp, "w", encoding="utf-8") as handle:
+                json.dump(report, handle, default=str)
+            os.replace(tmp, path)
+        except Exception as exc:  # the program's exit must not fail because of lockstep
+            sys.stderr.write(f"lockstep: could not write the run report: {exc}\n")
+
+    atexit.register(finish)
+
+    # SIGTERM would end the process without atexit; turn it into SystemExit instead,
+    # unless the program installs its own handler later (which then wins).
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+
+        def on_sigterm(signum, frame):  # type: ignore[no-untyped-def]
+            raise SystemExit(128 + signum)
+
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _chain_to_next_sitecustomize() -> None:
+    """Run the sitecustomize this one shadows (a distribution's or the user's), if any."""
+    import importlib.machinery
+    import importlib.util
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    rest = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", rest)
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+
+try:
+    _lockstep_bootstrap()
+except Exception as _exc:  # pragma: no cover - defensive: never break the program
+    sys.stderr.write(f"lockstep: bootstrap failed: {_exc}\n")
+try:
+    _chain_to_next_sitecustomize()
+except Exception as _exc:  # pragma: no cover
+    sys.stderr.write(f"lockstep: the next sitecustomize failed: {_exc}\n")
