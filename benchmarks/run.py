@@ -163,6 +163,48 @@ def main() -> None:
         )
     )
 
+    capture = subprocess.run(
+        [ours, str(HERE / "capture.py")], capture_output=True, text=True, check=True, timeout=1800
+    )
+    cap = json.loads(capture.stdout.strip().splitlines()[-1])
+    figures["capture"] = cap
+    rows.append(
+        (
+            "capture at run start: git + packages + hardware (ms)",
+            f"{cap['gatherers']['total_ms']:.0f}",
+            "-",
+            "-",
+            "<= 200",
+        )
+    )
+    rows.append(
+        (
+            "`lockstep run -- python -c pass` overhead, git repo (ms)",
+            f"{cap['run_pass']['overhead_ms']:.0f}",
+            "-",
+            "-",
+            "<= 400",
+        )
+    )
+    rows.append(
+        (
+            "`lockstep run` overhead on a 1 s command (ms)",
+            f"{cap['run_1s']['overhead_ms']:.0f}",
+            "-",
+            "-",
+            "-",
+        )
+    )
+    rows.append(
+        (
+            "file-open audit hook, per open (us)",
+            f"{cap['audit_hook']['hook_us']:.1f}",
+            "-",
+            "-",
+            "< 5",
+        )
+    )
+
     header = ("case", "lockstep", "MLflow 3 (sqlite)", "ratio", "target")
     print(
         f"\nTracking benchmark, {date.today()}, {platform.machine()} "

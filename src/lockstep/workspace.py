@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lockstep.errors import StoreNotFound
-from lockstep.meta.store import MetaStore
 from lockstep.objects.store import LocalObjectStore
 from lockstep.settings import STORE_DIRNAME, Settings
+
+if TYPE_CHECKING:  # SQLAlchemy loads only when a store is opened
+    from lockstep.meta.store import MetaStore
 
 _GITIGNORE = "# Lockstep's store: never part of the project's code.\n*\n"
 
@@ -34,6 +37,11 @@ def default_store_dir(settings: Settings) -> Path:
     return settings.cwd / STORE_DIRNAME
 
 
+def metadata_url(settings: Settings, store_dir: Path) -> str:
+    """Where the metadata lives: the configured URL, else SQLite inside the store."""
+    return settings.db_url or f"sqlite:///{store_dir / 'lockstep.db'}"
+
+
 def init_store_dir(path: Path) -> bool:
     """Create the store directory with its .gitignore; False when it already existed."""
     existed = path.is_dir()
@@ -42,6 +50,18 @@ def init_store_dir(path: Path) -> bool:
     if not gitignore.exists():
         gitignore.write_text(_GITIGNORE, encoding="utf-8")
     return not existed
+
+
+def locate(settings: Settings, *, create: bool) -> tuple[Path, Path]:
+    """The store directory and the project root, without opening anything (no SQL)."""
+    store_dir = find_store_dir(settings)
+    if store_dir is None or not store_dir.is_dir():
+        if not create:
+            raise StoreNotFound(str(store_dir or settings.cwd / STORE_DIRNAME))
+        store_dir = store_dir or default_store_dir(settings)
+        init_store_dir(store_dir)
+    project_root = settings.cwd if settings.home is not None else store_dir.parent
+    return store_dir, project_root
 
 
 @dataclass
@@ -62,15 +82,15 @@ class Workspace:
     @classmethod
     def open(cls, settings: Settings, *, create: bool = True) -> Workspace:
         """Open the store the settings point at; with create, make it on first use."""
-        store_dir = find_store_dir(settings)
-        if store_dir is None or not store_dir.is_dir():
-            if not create:
-                raise StoreNotFound(str(store_dir or settings.cwd / STORE_DIRNAME))
-            store_dir = store_dir or default_store_dir(settings)
-            init_store_dir(store_dir)
+        from lockstep.meta.store import MetaStore
+
+        store_dir, _ = locate(settings, create=create)
         settings = settings.with_config(store_dir)
-        url = settings.db_url or f"sqlite:///{store_dir / 'lockstep.db'}"
-        return cls(store_dir=store_dir, settings=settings, meta=MetaStore.open(url, create=True))
+        return cls(
+            store_dir=store_dir,
+            settings=settings,
+            meta=MetaStore.open(metadata_url(settings, store_dir), create=True),
+        )
 
     @property
     def objects(self) -> LocalObjectStore:

@@ -297,9 +297,13 @@ def run_command(
         tags=tag_values,
         note=note,
     )
-    workspace = obj.workspace(create=True)
+    # The launcher opens the store itself, once the command is running.
     result = launch(
-        workspace, request, environ=os.environ, stdout=sys.stdout.buffer, stderr=sys.stderr.buffer
+        obj.settings,
+        request,
+        environ=os.environ,
+        stdout=sys.stdout.buffer,
+        stderr=sys.stderr.buffer,
     )
     click.echo(
         f"lockstep: run {result.name} ({result.run_id[:12]}) {result.status}, "
@@ -351,7 +355,7 @@ def migrate(obj: Context) -> None:
     """Upgrade the store's schema to this lockstep's (back it up first)."""
     from lockstep.meta import migrate as migrations
     from lockstep.meta.engine import create_engine
-    from lockstep.workspace import find_store_dir
+    from lockstep.workspace import find_store_dir, metadata_url
 
     settings = obj.settings
     store_dir = find_store_dir(settings)
@@ -359,9 +363,7 @@ def migrate(obj: Context) -> None:
         from lockstep.errors import StoreNotFound
 
         raise StoreNotFound(str(settings.cwd / ".lockstep"))
-    settings = settings.with_config(store_dir)
-    url = settings.db_url or f"sqlite:///{store_dir / 'lockstep.db'}"
-    engine = create_engine(url)
+    engine = create_engine(metadata_url(settings.with_config(store_dir), store_dir))
     before, after = migrations.upgrade(engine)
     engine.dispose()
     if before == after:

@@ -8,14 +8,17 @@ imported itself; frameworks imported later are seeded by a post-import hook.
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import os
 import random
 import sys
-from types import ModuleType
-from typing import Any
+
+# Not `from typing import TYPE_CHECKING`: importing typing costs the bootstrap ~10 ms.
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:  # kept out of the bootstrap's import time
+    import importlib.machinery
+    from types import ModuleType
+    from typing import Any
 
 FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")
 # cuBLAS needs this before CUDA starts to make its reductions deterministic.
@@ -46,8 +49,12 @@ def seed_framework(name: str, module: ModuleType, seed: int, deterministic: bool
     raise ValueError(f"unknown framework {name}")
 
 
-class _Loader(importlib.abc.Loader):
-    """Delegates to the real loader, then runs a callback on the fresh module."""
+class _Loader:
+    """Delegates to the real loader, then runs a callback on the fresh module.
+
+    A plain class: the import system only needs these methods, and importing
+    importlib.abc would cost the bootstrap more than everything else it does.
+    """
 
     def __init__(self, loader: Any, callback: Any) -> None:
         self._loader = loader
@@ -65,8 +72,8 @@ class _Loader(importlib.abc.Loader):
         return getattr(self._loader, name)
 
 
-class SeedOnImport(importlib.abc.MetaPathFinder):
-    """Seeds each framework right after its first import."""
+class SeedOnImport:
+    """A meta path finder that seeds each framework right after its first import."""
 
     def __init__(self, seed: int, deterministic: bool, results: dict[str, Any]) -> None:
         self.seed = seed
@@ -80,6 +87,8 @@ class SeedOnImport(importlib.abc.MetaPathFinder):
         if fullname not in self.pending:
             return None
         self.pending.discard(fullname)  # also keeps the lookup below from coming back here
+        import importlib.util
+
         spec = importlib.util.find_spec(fullname)
         if spec is None or spec.loader is None:
             return spec
@@ -92,7 +101,7 @@ class SeedOnImport(importlib.abc.MetaPathFinder):
             except Exception as exc:  # never break the program's import
                 self.results[fullname] = f"unavailable: {type(exc).__name__}: {exc}"
 
-        spec.loader = _Loader(spec.loader, seed)
+        spec.loader = _Loader(spec.loader, seed)  # type: ignore[assignment]  # duck-typed
         return spec
 
 

@@ -64,12 +64,18 @@ def begin_run(
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
     note: str = "",
+    run_id: str | None = None,
+    start_time: float | None = None,
 ) -> Run:
-    """Record a new run owned by this process and start its writer."""
+    """Record a new run owned by this process and start its writer.
+
+    ``lockstep run`` passes an id and start time it chose before starting the
+    command, so the command can start before the store is even opened.
+    """
     if experiment is not None and not experiment.strip():
         raise UsageError("experiment must be a non-empty name")
-    now = time.time()
-    run_id = new_run_id(int(now * 1000))
+    now = time.time() if start_time is None else start_time
+    run_id = run_id or new_run_id(int(now * 1000))
     run_name = name or new_run_name()
     experiment_name = experiment or DEFAULT_EXPERIMENT
     pid = os.getpid()
@@ -98,7 +104,7 @@ def _attach(
     tags: Mapping[str, Any] | None,
     note: str,
 ) -> Run:
-    record = workspace.meta.get_run(run_id)
+    record = _wait_for_run(workspace, run_id)
     run = Run(
         workspace, run_id=record.id, name=record.name, experiment=record.experiment, owner=False
     )
@@ -111,6 +117,26 @@ def _attach(
         run.set_note(note)
     active.push(run)
     return run
+
+
+# `lockstep run` starts the command first and records the run meanwhile; a command that
+# attaches at once may have to wait for that record.
+ATTACH_WAIT_SECONDS = 60.0
+
+
+def _wait_for_run(workspace: Workspace, run_id: str) -> Any:
+    from lockstep.errors import RunNotFound
+
+    deadline = time.monotonic() + ATTACH_WAIT_SECONDS
+    pause = 0.01
+    while True:
+        try:
+            return workspace.meta.get_run(run_id)
+        except RunNotFound:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
 
 
 def active_run() -> Run | None:

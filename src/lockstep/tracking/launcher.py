@@ -24,15 +24,21 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from lockstep.capture.packages import installed_distributions
 from lockstep.capture.result import Unavailable, as_json, gather
+from lockstep.core.ids import new_run_id
+from lockstep.core.names import new_run_name
 from lockstep.core.status import RunStatus
 from lockstep.errors import UsageError
+from lockstep.objects.store import LocalObjectStore
+from lockstep.settings import Settings
 from lockstep.tracking import snapshot
-from lockstep.tracking.api import begin_run
-from lockstep.workspace import Workspace
+from lockstep.workspace import locate
+
+if TYPE_CHECKING:  # SQLAlchemy loads while the command already runs
+    from lockstep.workspace import Workspace
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent / "bootstrap"
 MAX_SEED = 2**31 - 1
@@ -129,7 +135,7 @@ class _GpuMemoryPoller(threading.Thread):
 
 
 @contextlib.contextmanager
-def _forward_signals(process: subprocess.Popen[bytes], seen: list[int]) -> Iterator[None]:
+def _forward_signals(process: subprocess.Popen[bytes] | None, seen: list[int]) -> Iterator[None]:
     """While the child runs: Ctrl-C reaches it through the terminal (we only note it);
     SIGTERM and SIGHUP sent to us are passed on to it."""
     if threading.current_thread() is not threading.main_thread():
@@ -141,8 +147,9 @@ def _forward_signals(process: subprocess.Popen[bytes], seen: list[int]) -> Itera
 
     def forward(signum: int, _frame: Any) -> None:
         seen.append(signum)
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signum)
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signum)
 
     previous = {
         signal.SIGINT: signal.signal(signal.SIGINT, note_interrupt),
@@ -156,8 +163,17 @@ def _forward_signals(process: subprocess.Popen[bytes], seen: list[int]) -> Itera
             signal.signal(signum, handler)
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Where:
+    """Where the run lives, known without opening the store (no SQL)."""
+
+    store_dir: Path
+    project_root: Path
+    db_url: str | None
+
+
 def _child_env(
-    workspace: Workspace,
+    where: _Where,
     run_id: str,
     seed: int,
     request: LaunchRequest,
@@ -167,15 +183,15 @@ def _child_env(
     env = dict(environ)
     env.update(request.extra_env)
     env["LOCKSTEP_RUN_ID"] = run_id
-    env["LOCKSTEP_HOME"] = str(workspace.store_dir)
-    if workspace.settings.db_url:
-        env["LOCKSTEP_DB_URL"] = workspace.settings.db_url
+    env["LOCKSTEP_HOME"] = str(where.store_dir)
+    if where.db_url:
+        env["LOCKSTEP_DB_URL"] = where.db_url
     env["LOCKSTEP_SEED"] = str(seed)
     env["LOCKSTEP_DETERMINISTIC"] = "1" if request.deterministic else "0"
     env["LOCKSTEP_CAPTURE_DIR"] = str(capture_dir)
-    env["LOCKSTEP_PROJECT_ROOT"] = str(workspace.project_root)
+    env["LOCKSTEP_PROJECT_ROOT"] = str(where.project_root)
     env["LOCKSTEP_CAPTURE_IGNORE"] = os.pathsep.join(
-        [str(workspace.store_dir), str(workspace.project_root / ".git")]
+        [str(where.store_dir), str(where.project_root / ".git")]
     )
     env["LOCKSTEP_PARENT_PREFIX"] = sys.prefix
     env["PYTHONPATH"] = os.pathsep.join(
@@ -209,48 +225,45 @@ def _status_of(wait_status: int, seen_signals: list[int]) -> tuple[int, RunStatu
 
 
 def launch(
-    workspace: Workspace,
+    settings: Settings,
     request: LaunchRequest,
     *,
     environ: Mapping[str, str],
     stdout: IO[bytes] | None,
     stderr: IO[bytes] | None,
 ) -> LaunchResult:
-    """Run the command of request as a recorded run; returns its exit code and status."""
+    """Run the command of request as a recorded run; returns its exit code and status.
+
+    The command starts as soon as the code is snapshotted; the store is opened
+    and the run recorded while it runs, so a real workload hides lockstep's setup.
+    """
     if not request.argv:
         raise UsageError("give the command to run after --, e.g. lockstep run -- python train.py")
     if request.seed is not None and not 0 <= request.seed <= MAX_SEED:
         raise UsageError(f"--seed must be between 0 and {MAX_SEED}")
+    store_dir, project_root = locate(settings, create=True)
+    settings = settings.with_config(store_dir)
+    where = _Where(store_dir=store_dir, project_root=project_root, db_url=settings.db_url)
+    objects = LocalObjectStore(store_dir / "objects")
+    config = settings.config.get("capture", {})
     seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED)
-    cwd = (request.cwd or workspace.settings.cwd).resolve()
-    run = begin_run(
-        workspace,
-        experiment=request.experiment,
-        name=request.name,
-        params=request.params,
-        tags=request.tags,
-        note=request.note,
-    )
-    config = workspace.settings.config.get("capture", {})
-    capture_dir = workspace.store_dir / "tmp" / f"run-{run.id}"
+    started = time.time()
+    run_id = new_run_id(int(started * 1000))
+    name = request.name or new_run_name()
+    cwd = (request.cwd or settings.cwd).resolve()
+    capture_dir = store_dir / "tmp" / f"run-{run_id}"
     capture_dir.mkdir(parents=True, exist_ok=True)
     try:
         # The code must be read before the command can change it.
-        code = as_json(
-            gather(
-                lambda: snapshot.code_section(
-                    project_root=workspace.project_root,
-                    store_dir=workspace.store_dir,
-                    meta=workspace.meta,
-                    objects=workspace.objects,
-                    config=config,
-                )
+        code = gather(
+            lambda: snapshot.snapshot_code(
+                project_root=project_root, store_dir=store_dir, objects=objects, config=config
             )
         )
-        env = _child_env(workspace, run.id, seed, request, environ, capture_dir)
-        return _run_child(
-            workspace,
-            run,
+        env = _child_env(where, run_id, seed, request, environ, capture_dir)
+        return _supervise(
+            settings,
+            where,
             request,
             env,
             cwd,
@@ -259,21 +272,19 @@ def launch(
             capture_dir,
             config,
             environ,
+            run_id,
+            name,
+            started,
             stdout,
             stderr,
         )
-    except BaseException as exc:
-        if not run.finished:
-            status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
-            run.finish(status, f"lockstep run failed: {type(exc).__name__}: {exc}")
-        raise
     finally:
         shutil.rmtree(capture_dir, ignore_errors=True)
 
 
-def _run_child(
-    workspace: Workspace,
-    run: Any,
+def _supervise(
+    settings: Settings,
+    where: _Where,
     request: LaunchRequest,
     env: dict[str, str],
     cwd: Path,
@@ -282,14 +293,15 @@ def _run_child(
     capture_dir: Path,
     config: Mapping[str, Any],
     environ: Mapping[str, str],
+    run_id: str,
+    name: str,
+    started: float,
     stdout: IO[bytes] | None,
     stderr: IO[bytes] | None,
 ) -> LaunchResult:
-    objects = workspace.objects
-    command: dict[str, Any] = {"argv": list(request.argv), "cwd": _relative(cwd, workspace)}
-    started = time.time()
+    command: dict[str, Any] = {"argv": list(request.argv), "cwd": _relative(cwd, where)}
     try:
-        process = subprocess.Popen(
+        process: subprocess.Popen[bytes] | None = subprocess.Popen(
             list(request.argv),
             cwd=cwd,
             env=env,
@@ -297,46 +309,135 @@ def _run_child(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
+        start_error = None
     except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+        process = None
         exit_code = 127 if isinstance(exc, FileNotFoundError) else 126
-        message = (
+        start_error = (
             f"command not found: {request.argv[0]}"
             if exit_code == 127
             else f"cannot execute {request.argv[0]}: {exc.strerror}"
         )
-        command.update(exit_code=exit_code, duration=0.0, error=message)
-        workspace.meta.set_sections(
-            run.id, {"command": command, "seed": {"value": seed}, "code": code}
-        )
-        run.finish(RunStatus.FAILED, message)
-        if stderr is not None:
-            stderr.write(f"lockstep: {message}\n".encode())
-            stderr.flush()
-        return LaunchResult(
-            run_id=run.id, name=run.name, exit_code=exit_code, status=RunStatus.FAILED
-        )
-    assert process.stdout is not None and process.stderr is not None
-    tees = [
-        _Tee(process.stdout, stdout, capture_dir / "stdout.log"),
-        _Tee(process.stderr, stderr, capture_dir / "stderr.log"),
-    ]
-    for tee in tees:
-        tee.start()
-    gpu = _GpuMemoryPoller(process.pid)
-    gpu.start()
+
     seen_signals: list[int] = []
+    tees: list[_Tee] = []
+    gpu: _GpuMemoryPoller | None = None
     with _forward_signals(process, seen_signals):
-        # While the command runs: what does not depend on it.
-        parent_packages = gather(installed_distributions)
-        hardware = as_json(gather(snapshot.hardware_section))
-        _, wait_status, usage = os.wait4(process.pid, 0)
+        if process is not None:
+            assert process.stdout is not None and process.stderr is not None
+            tees = [
+                _Tee(process.stdout, stdout, capture_dir / "stdout.log"),
+                _Tee(process.stderr, stderr, capture_dir / "stderr.log"),
+            ]
+            for tee in tees:
+                tee.start()
+            gpu = _GpuMemoryPoller(process.pid)
+            gpu.start()
+        try:
+            # While the command runs: open the store, record the run, capture the rest.
+            # (Imported only now: SQLAlchemy takes longer to load than many commands run.)
+            from lockstep.tracking.api import begin_run
+            from lockstep.workspace import Workspace
+
+            workspace = Workspace.open(settings)
+            run = begin_run(
+                workspace,
+                experiment=request.experiment,
+                name=name,
+                params=request.params,
+                tags=request.tags,
+                note=request.note,
+                run_id=run_id,
+                start_time=started,
+            )
+        except BaseException:
+            if process is not None:  # no record, no run: stop the command
+                with contextlib.suppress(ProcessLookupError):
+                    process.terminate()
+                process.wait()
+            raise
+        try:
+            if isinstance(code, dict):
+                snapshot.drop_earlier_outputs(code, workspace.meta, where.project_root)
+            if process is None:
+                assert start_error is not None
+                command.update(exit_code=exit_code, duration=0.0, error=start_error)
+                workspace.meta.set_sections(
+                    run.id, {"command": command, "seed": {"value": seed}, "code": as_json(code)}
+                )
+                run.finish(RunStatus.FAILED, start_error)
+                if stderr is not None:
+                    stderr.write(f"lockstep: {start_error}\n".encode())
+                    stderr.flush()
+                return LaunchResult(
+                    run_id=run.id, name=run.name, exit_code=exit_code, status=RunStatus.FAILED
+                )
+            parent_packages = gather(installed_distributions)
+            hardware = as_json(gather(snapshot.hardware_section))
+            _, wait_status, usage = os.wait4(process.pid, 0)
+        except BaseException as exc:
+            if not run.finished:
+                interrupted = isinstance(exc, KeyboardInterrupt)
+                run.finish(
+                    RunStatus.KILLED if interrupted else RunStatus.FAILED,
+                    f"lockstep run failed: {type(exc).__name__}: {exc}",
+                )
+            raise
     ended = time.time()
     exit_code, status = _status_of(wait_status, seen_signals)
     process.returncode = exit_code  # waited for by os.wait4, which also gives its rusage
+    assert gpu is not None
     gpu.stop.set()
     for tee in tees:
         tee.join()
+    return _record(
+        workspace,
+        run,
+        request,
+        env,
+        environ,
+        seed,
+        code,
+        capture_dir,
+        config,
+        command,
+        started,
+        ended,
+        exit_code,
+        status,
+        usage,
+        gpu,
+        tees,
+        seen_signals,
+        parent_packages,
+        hardware,
+    )
 
+
+def _record(
+    workspace: Workspace,
+    run: Any,
+    request: LaunchRequest,
+    env: Mapping[str, str],
+    environ: Mapping[str, str],
+    seed: int,
+    code: Any,
+    capture_dir: Path,
+    config: Mapping[str, Any],
+    command: dict[str, Any],
+    started: float,
+    ended: float,
+    exit_code: int,
+    status: RunStatus,
+    usage: Any,
+    gpu: _GpuMemoryPoller,
+    tees: list[_Tee],
+    seen_signals: list[int],
+    parent_packages: Any,
+    hardware: Any,
+) -> LaunchResult:
+    """Ingest the processes' reports, store inputs and outputs, and end the run."""
+    objects = workspace.objects
     reports = _read_reports(capture_dir)
     main = next((r for r in reports if r.get("main")), reports[0] if reports else None)
     command.update(
@@ -409,7 +510,7 @@ def _run_child(
                 "libraries": seeds,
             },
             "determinism": {"requested": request.deterministic, **determinism},
-            "code": code,
+            "code": as_json(code),
             "environment": environment,
             "hardware": hardware,
             **({"capture_errors": errors} if errors else {}),
@@ -423,8 +524,8 @@ def _run_child(
     return LaunchResult(run_id=run.id, name=run.name, exit_code=exit_code, status=status)
 
 
-def _relative(path: Path, workspace: Workspace) -> str:
+def _relative(path: Path, where: _Where) -> str:
     try:
-        return path.relative_to(workspace.project_root).as_posix() or "."
+        return path.relative_to(where.project_root).as_posix() or "."
     except ValueError:
         return str(path)

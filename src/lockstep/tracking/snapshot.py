@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lockstep.capture import git as git_capture
 from lockstep.capture.envvars import capture_variables
@@ -21,8 +21,10 @@ from lockstep.capture.packages import installed_distributions
 from lockstep.capture.result import Unavailable, as_json, gather
 from lockstep.capture.sources import source_files
 from lockstep.core.records import Artifact
-from lockstep.meta.store import MetaStore
 from lockstep.objects.store import LocalObjectStore
+
+if TYPE_CHECKING:
+    from lockstep.meta.store import MetaStore
 
 log = logging.getLogger("lockstep")
 
@@ -37,30 +39,35 @@ def _store_file(objects: LocalObjectStore, path: Path) -> dict[str, Any]:
     return {"digest": stored.digest, "size": stored.size}
 
 
-def code_section(
-    *,
-    project_root: Path,
-    store_dir: Path,
-    meta: MetaStore,
-    objects: LocalObjectStore,
-    config: Mapping[str, Any],
+def snapshot_code(
+    *, project_root: Path, store_dir: Path, objects: LocalObjectStore, config: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The code to the byte: git commit + diff + untracked files, or the source files."""
+    """The code to the byte: git commit + diff + untracked files, or the source files.
+
+    Every byte goes to the object store now, before the command can change it;
+    files that turn out to be earlier runs' outputs are dropped afterwards
+    (``drop_earlier_outputs``), once the metadata is open.
+    """
     state = git_capture.capture_git(project_root)
     cap = int(config.get("max_untracked_file_mib", DEFAULT_MAX_UNTRACKED_FILE_MIB)) << 20
     if isinstance(state, Unavailable):
-        files, truncated = source_files(
-            project_root, max_files=int(config.get("max_source_files", DEFAULT_MAX_SOURCE_FILES))
+        limit = int(config.get("max_source_files", DEFAULT_MAX_SOURCE_FILES))
+        files, truncated = source_files(project_root, max_files=limit)
+        section: dict[str, Any] = {
+            "kind": "files",
+            "root": str(project_root),
+            "reason": state.reason,
+        }
+        section["files"], section["over_cap"] = _store_files(
+            project_root, files, store_dir, objects, cap
         )
-        section: dict[str, Any] = {"kind": "files", "reason": state.reason}
-        entries = _file_entries(project_root, files, project_root, store_dir, meta, objects, cap)
-        section.update(entries)
         if truncated:
             section["truncated"] = True
             log.warning(
-                "lockstep: more than %d source files; recorded the first ones only "
+                "lockstep: more than %d source files; recorded the first %d only "
                 "(raise capture.max_source_files)",
-                len(files),
+                limit,
+                limit,
             )
         return section
     section = {
@@ -73,8 +80,8 @@ def code_section(
         "changed": state.changed,
         "diff": objects_entry(objects, state.diff) if state.diff else None,
     }
-    section.update(
-        _file_entries(state.root, state.untracked, project_root, store_dir, meta, objects, cap)
+    section["files"], section["over_cap"] = _store_files(
+        state.root, state.untracked, store_dir, objects, cap
     )
     return section
 
@@ -84,47 +91,23 @@ def objects_entry(objects: LocalObjectStore, data: bytes) -> dict[str, Any]:
     return {"digest": stored.digest, "size": stored.size}
 
 
-def _file_entries(
-    base: Path,
-    relative_paths: list[str],
-    project_root: Path,
-    store_dir: Path,
-    meta: MetaStore,
-    objects: LocalObjectStore,
-    cap: int,
-) -> dict[str, Any]:
-    """Untracked or source files stored by digest, minus the store itself and earlier outputs."""
+def _store_files(
+    base: Path, relative_paths: list[str], store_dir: Path, objects: LocalObjectStore, cap: int
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Untracked or source files stored by digest (the store itself left out)."""
     from lockstep.objects.hashing import hash_file
 
     store = store_dir.resolve()
-    candidates: list[tuple[str, Path, str]] = []  # (code path, absolute, project path)
+    files: list[dict[str, Any]] = []
+    over_cap: list[str] = []
     for relative in relative_paths:
         absolute = (base / relative).resolve()
         if absolute == store or store in absolute.parents or not absolute.is_file():
             continue
-        try:
-            project_path = absolute.relative_to(project_root.resolve()).as_posix()
-        except ValueError:
-            project_path = str(absolute)
-        candidates.append((relative, absolute, project_path))
-    hashed = {path: hash_file(absolute) for _, absolute, path in candidates}
-    earlier_outputs = meta.recorded_outputs(list(hashed))
-    files: list[dict[str, Any]] = []
-    excluded: list[str] = []
-    over_cap: list[str] = []
-    for relative, absolute, project_path in candidates:
-        digest, size = hashed[project_path]
-        if (project_path, digest) in earlier_outputs:
-            excluded.append(relative)  # an earlier run wrote exactly this: output, not code
-            continue
-        entry: dict[str, Any] = {
-            "path": relative,
-            "digest": digest,
-            "size": size,
-            "mode": oct(absolute.stat().st_mode & 0o777),
-        }
+        entry: dict[str, Any] = {"path": relative, "mode": oct(absolute.stat().st_mode & 0o777)}
+        digest, size = hash_file(absolute)
         if size > cap:
-            entry["stored"] = False
+            entry.update(digest=digest, size=size, stored=False)
             over_cap.append(relative)
             log.warning(
                 "lockstep: %s (%d MiB) is over the %d MiB cap for code files; recorded by digest "
@@ -135,9 +118,29 @@ def _file_entries(
             )
         else:
             stored = objects.put_file(absolute)
-            entry["digest"] = stored.digest  # the bytes as stored, if the file changed since
+            entry.update(digest=stored.digest, size=stored.size)
         files.append(entry)
-    return {"files": files, "excluded_outputs": excluded, "over_cap": over_cap}
+    return files, over_cap
+
+
+def drop_earlier_outputs(code: dict[str, Any], meta: MetaStore, project_root: Path) -> None:
+    """Leave out of the code the files an earlier run wrote, byte for byte, as outputs."""
+    files = code.get("files")
+    if not files:
+        return
+    base = Path(code["root"])
+
+    def project_path(relative: str) -> str:
+        absolute = (base / relative).resolve()
+        try:
+            return absolute.relative_to(project_root.resolve()).as_posix()
+        except ValueError:
+            return str(absolute)
+
+    keyed = [(project_path(f["path"]), f) for f in files]
+    outputs = meta.recorded_outputs([path for path, _ in keyed])
+    code["files"] = [f for path, f in keyed if (path, f["digest"]) not in outputs]
+    code["excluded_outputs"] = [f["path"] for path, f in keyed if (path, f["digest"]) in outputs]
 
 
 def environment_section(

@@ -13,13 +13,17 @@ into the program; if something fails, the report says what.
 import contextlib
 import os
 import sys
-from typing import Any
+
+# Not `from typing import TYPE_CHECKING`: importing typing costs the bootstrap ~10 ms.
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _lockstep_bootstrap() -> None:
     import atexit
     import importlib.util
-    import json
     import signal
     import time
 
@@ -73,6 +77,8 @@ def _lockstep_bootstrap() -> None:
 
     def finish() -> None:
         try:
+            import json
+
             if recorder is not None:
                 recorder.enabled = False
                 ignore = iohook.default_ignores() + os.environ.get(
