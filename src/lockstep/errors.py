@@ -129,9 +129,10 @@ class ObjectMissing(StoreError, LookupError):
 
     def __init__(self, digest: str, what: str = "object") -> None:
         self.digest = digest
+        self.what = what
         super().__init__(
-            f"{what} {digest[:16]}... is not in the object store; "
-            "pull it from a remote or re-add the data"
+            f"{what} (blake3 {digest}) is not in the object store; "
+            "pull it from a remote or restore the file and record it again"
         )
 
 

@@ -60,15 +60,24 @@ _SKIP_DIRS = frozenset(
 )
 
 
+def skipped_directory(name: str) -> bool:
+    """Directories that hold tools' state, caches or environments, never project files."""
+    return name in _SKIP_DIRS
+
+
+def is_environment(path: Path) -> bool:
+    """A directory with its own interpreter is an environment, not code or data."""
+    return (path / "pyvenv.cfg").exists()
+
+
 def source_files(root: Path, *, max_files: int) -> tuple[list[str], bool]:
     """Relative paths of source files under root (sorted) and whether the cap cut the list."""
     found: list[str] = []
     for directory, subdirs, files in os.walk(root):
-        # A directory with its own interpreter is an environment, not code.
         subdirs[:] = sorted(
             d
             for d in subdirs
-            if d not in _SKIP_DIRS and not os.path.exists(os.path.join(directory, d, "pyvenv.cfg"))
+            if not skipped_directory(d) and not is_environment(Path(directory) / d)
         )
         for name in sorted(files):
             if os.path.splitext(name)[1].lower() in SOURCE_SUFFIXES or name in (

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from lockstep import __version__
+from lockstep.cli import render
 from lockstep.errors import UsageError
 
 if TYPE_CHECKING:
@@ -311,6 +312,224 @@ def run_command(
         err=True,
     )
     return result.exit_code
+
+
+def _tolerances(items: tuple[str, ...]) -> dict[str, float]:
+    per_key = {}
+    for text in items:
+        key, sep, value = text.partition("=")
+        try:
+            per_key[key] = float(value)
+        except ValueError:
+            raise UsageError(f"--tol {text!r} must look like KEY=RTOL, e.g. loss=1e-4") from None
+        if not sep or not key:
+            raise UsageError(f"--tol {text!r} must look like KEY=RTOL, e.g. loss=1e-4")
+    return per_key
+
+
+def _notify(message: str) -> None:
+    click.echo(f"lockstep: {message}", err=True)
+
+
+@cli.command()
+@click.argument("run")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Rebuild the run here (new or empty; default: a temporary directory).",
+)
+@click.option(
+    "--env",
+    "env_mode",
+    type=click.Choice(["current"]),
+    default="current",
+    show_default=True,
+    help="Run in the current environment, reporting differences.",
+)
+@click.option("--keep", is_flag=True, help="Keep the rebuilt directory afterwards.")
+@click.option("--name", help="Name of the new run.")
+@pass_context
+def rerun(
+    obj: Context, run: str, workdir: Path | None, env_mode: str, keep: bool, name: str | None
+) -> int:
+    """Rerun RUN from its record: same code, data, seed, settings; a new linked run."""
+    import os
+
+    from lockstep.reproduce.rerun import RerunOptions
+    from lockstep.reproduce.rerun import rerun as rerun_run
+
+    workspace = obj.workspace()
+    record = workspace.meta.get_run(workspace.meta.resolve(run))
+    result = rerun_run(
+        workspace,
+        record,
+        options=RerunOptions(workdir=workdir, keep=keep, name=name),
+        environ=os.environ,
+        stdout=sys.stdout.buffer,
+        stderr=sys.stderr.buffer,
+        notify=_notify,
+    )
+    _notify(
+        f"rerun of {record.name}: run {result.name} ({result.run_id[:12]}) {result.status}, "
+        f"exit code {result.exit_code}" + (f", kept in {workdir}" if keep and workdir else "")
+    )
+    return result.exit_code
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--against", help="Compare with this existing run instead of rerunning.")
+@click.option("--rtol", type=float, help="Relative tolerance (default 1e-6 or pyproject).")
+@click.option("--atol", type=float, help="Absolute tolerance (default 0 or pyproject).")
+@click.option(
+    "--tol",
+    "tols",
+    multiple=True,
+    metavar="KEY=RTOL",
+    help="Relative tolerance for one metric or output path.",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Also rerun with K other seeds to measure seed-to-seed noise.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+def verify(
+    obj: Context,
+    run: str,
+    against: str | None,
+    rtol: float | None,
+    atol: float | None,
+    tols: tuple[str, ...],
+    seeds: int,
+    as_json: bool,
+) -> int:
+    """Judge whether RUN reproduces: IDENTICAL, REPRODUCED or NOT_REPRODUCED (exit 1)."""
+    import os
+
+    from lockstep.cli import render_reproduce
+    from lockstep.reproduce.compare import Verdict
+    from lockstep.reproduce.verify import load_tolerance
+    from lockstep.reproduce.verify import verify as verify_run
+
+    workspace = obj.workspace()
+    meta = workspace.meta
+    record = meta.get_run(meta.resolve(run))
+    other = meta.get_run(meta.resolve(against)) if against else None
+    tolerance = load_tolerance(workspace.project_root, rtol, atol, _tolerances(tols))
+    # With --json, the rerun's own output goes to stderr so stdout stays one JSON document.
+    result = verify_run(
+        workspace,
+        record,
+        against=other,
+        tolerance=tolerance,
+        seeds=seeds,
+        environ=os.environ,
+        stdout=sys.stderr.buffer if as_json else sys.stdout.buffer,
+        stderr=sys.stderr.buffer,
+        notify=_notify,
+    )
+    if as_json:
+        render.print_json(result.to_json())
+    else:
+        render_reproduce.verification(result)
+    return 1 if result.comparison.verdict is Verdict.NOT_REPRODUCED else 0
+
+
+@cli.command("diff")
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one key per dimension).")
+@pass_context
+def diff_command(obj: Context, run_a: str, run_b: str, as_json: bool) -> None:
+    """Show how two runs differ: params, code, data, environment, hardware, seeds, results."""
+    from lockstep.cli import render_reproduce
+    from lockstep.reproduce.diff import diff_runs
+    from lockstep.tracking.history import MetricHistory
+
+    workspace = obj.workspace()
+    meta = workspace.meta
+    a, b = meta.get_run(meta.resolve(run_a)), meta.get_run(meta.resolve(run_b))
+    differences = diff_runs(
+        a,
+        b,
+        objects=workspace.objects,
+        history=lambda run_id, key: MetricHistory.from_chunks(key, meta.metric_chunks(run_id, key)),
+    )
+    if as_json:
+        render.print_json(differences)
+    else:
+        render_reproduce.run_diff((a.name, b.name), differences)
+
+
+@cli.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--rtol", type=float, help="Relative tolerance for 'same result'.")
+@click.option("--atol", type=float, help="Absolute tolerance for 'same result'.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+def explain(
+    obj: Context, run_a: str, run_b: str, rtol: float | None, atol: float | None, as_json: bool
+) -> None:
+    """Find which factor (code, data, params, seed, env) makes two runs' results differ."""
+    import os
+
+    from lockstep.cli import render_reproduce
+    from lockstep.reproduce.explain import explain as explain_runs
+    from lockstep.reproduce.verify import load_tolerance
+
+    workspace = obj.workspace()
+    meta = workspace.meta
+    a, b = meta.get_run(meta.resolve(run_a)), meta.get_run(meta.resolve(run_b))
+    tolerance = load_tolerance(workspace.project_root, rtol, atol, {})
+    result = explain_runs(
+        workspace,
+        a,
+        b,
+        tolerance=tolerance,
+        environ=os.environ,
+        stdout=sys.stderr.buffer,
+        stderr=sys.stderr.buffer,
+        notify=_notify,
+    )
+    if as_json:
+        render.print_json(result.to_json())
+    else:
+        render_reproduce.explanation(result, (a.name, b.name))
+
+
+@cli.command()
+@click.argument("run")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "html"]),
+    default="md",
+    show_default=True,
+    help="Markdown or a standalone HTML page.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of standard output.",
+)
+@pass_context
+def report(obj: Context, run: str, fmt: str, output: Path | None) -> None:
+    """A self-contained reproducibility report of RUN."""
+    from lockstep.reproduce.report import html_report, markdown
+
+    meta = obj.workspace().meta
+    record = meta.get_run(meta.resolve(run))
+    text = markdown(record) if fmt == "md" else html_report(record)
+    if output is None:
+        click.echo(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
 
 
 @cli.group()

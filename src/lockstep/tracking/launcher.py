@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from lockstep.capture.iohook import WRITE
 from lockstep.capture.packages import installed_distributions
 from lockstep.capture.result import Unavailable, as_json, gather
 from lockstep.core.ids import new_run_id
@@ -57,6 +58,8 @@ class LaunchRequest:
     note: str = ""
     cwd: Path | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    # A rerun runs in a rebuilt tree but records into the original store.
+    project_root: Path | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -242,6 +245,7 @@ def launch(
     if request.seed is not None and not 0 <= request.seed <= MAX_SEED:
         raise UsageError(f"--seed must be between 0 and {MAX_SEED}")
     store_dir, project_root = locate(settings, create=True)
+    project_root = request.project_root or project_root
     settings = settings.with_config(store_dir)
     where = _Where(store_dir=store_dir, project_root=project_root, db_url=settings.db_url)
     objects = LocalObjectStore(store_dir / "objects")
@@ -299,7 +303,11 @@ def _supervise(
     stdout: IO[bytes] | None,
     stderr: IO[bytes] | None,
 ) -> LaunchResult:
-    command: dict[str, Any] = {"argv": list(request.argv), "cwd": _relative(cwd, where)}
+    command: dict[str, Any] = {
+        "argv": list(request.argv),
+        "cwd": _relative(cwd, where),
+        "project_root": str(where.project_root),
+    }
     try:
         process: subprocess.Popen[bytes] | None = subprocess.Popen(
             list(request.argv),
@@ -492,6 +500,11 @@ def _record(
     for report in reports:
         for path, kind in report.get("files", {}).items():
             files[path] = files.get(path, 0) | int(kind)
+    # Writes by native code (torch.save, HDF5, ...) raise no audit event: find them by time.
+    for path in snapshot.written_since(
+        workspace.project_root, int(started * 1e9), [workspace.store_dir]
+    ):
+        files[path] = files.get(path, 0) | WRITE
     ignored = snapshot.ignore_patterns(config)
     files = {p: k for p, k in files.items() if not snapshot.matches_any(p, ignored)}
     inputs, outputs = snapshot.file_artifacts(workspace.project_root, files, objects)

@@ -198,6 +198,30 @@ def file_artifacts(
     return inputs, outputs
 
 
+def written_since(root: Path, since_ns: int, skip: list[Path]) -> list[str]:
+    """Project files modified since the command started: the outputs that native code
+    (torch.save, HDF5, ...) wrote without passing through Python's ``open``."""
+    from lockstep.capture.sources import is_environment, skipped_directory
+
+    skipped = {p.resolve() for p in skip}
+    found: list[str] = []
+    for directory, subdirs, files in os.walk(root):
+        here = Path(directory)
+        subdirs[:] = [
+            d for d in subdirs
+            if not skipped_directory(d) and (here / d).resolve() not in skipped
+            and not is_environment(here / d)
+        ]
+        for name in files:
+            path = here / name
+            try:
+                if path.stat().st_mtime_ns >= since_ns:
+                    found.append(path.relative_to(root).as_posix())
+            except OSError:
+                continue
+    return sorted(found)
+
+
 def ignore_patterns(config: Mapping[str, Any]) -> list[str]:
     return [str(p) for p in config.get("ignore", ())]
 

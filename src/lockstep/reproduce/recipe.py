@@ -1,0 +1,117 @@
+"""Everything a run took as input, as one value: the thing a rerun rebuilds and runs.
+
+A recipe comes from a run's record; ``explain`` builds hybrids by taking single
+factors from another run's recipe. Its digest names it, so the same recipe is
+never run twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from lockstep.core.canonical import digest_json
+from lockstep.core.records import RunRecord
+from lockstep.errors import UsageError
+
+# The factors explain can swap between two runs, in the order it tries them.
+FACTORS = ("code", "data", "params", "seed", "environment")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recipe:
+    code: dict[str, Any]  # the run's code section
+    inputs: tuple[tuple[str, str], ...]  # (project path, digest), sorted
+    argv: tuple[str, ...]
+    cwd: str  # relative to the project root
+    # Where the project root sits inside the code root (git repository), "." when equal.
+    project_offset: str = "."
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    deterministic: bool = False
+    variables: dict[str, str] = field(default_factory=dict)  # allowlisted, user-set
+
+    @classmethod
+    def from_record(cls, record: RunRecord) -> Recipe:
+        sections = record.sections
+        command = sections.get("command")
+        if not isinstance(command, dict) or not command.get("argv"):
+            raise UsageError(
+                f"run {record.name} was not recorded by `lockstep run`, so it cannot be rerun; "
+                "record it with `lockstep run -- COMMAND`"
+            )
+        code = sections.get("code")
+        if not isinstance(code, dict) or "kind" not in code:
+            reason = (code or {}).get("unavailable", "not recorded")
+            raise UsageError(f"run {record.name} has no usable code snapshot ({reason})")
+        seed = sections.get("seed", {})
+        determinism = sections.get("determinism", {})
+        environment = sections.get("environment", {})
+        offset = "."
+        if code.get("root") and command.get("project_root"):
+            from pathlib import Path
+
+            try:
+                offset = Path(command["project_root"]).relative_to(code["root"]).as_posix()
+            except ValueError:
+                offset = "."
+        return cls(
+            code=code,
+            project_offset=offset or ".",
+            inputs=tuple(sorted((a.path, a.digest) for a in record.artifacts if a.kind == "input")),
+            argv=tuple(command["argv"]),
+            cwd=command.get("cwd", "."),
+            params=dict(record.params),
+            seed=int(seed.get("value", 0)),
+            deterministic=bool(determinism.get("requested", False)),
+            variables={
+                k: v for k, v in environment.get("variables", {}).items() if k != "PYTHONHASHSEED"
+            },
+        )
+
+    def code_identity(self) -> dict[str, Any]:
+        """What makes two code snapshots the same code (not where they were taken)."""
+        code = self.code
+        return {
+            "kind": code.get("kind"),
+            "commit": code.get("commit"),
+            "diff": (code.get("diff") or {}).get("digest"),
+            "files": sorted((f["path"], f["digest"]) for f in code.get("files", [])),
+        }
+
+    def factor(self, name: str) -> Any:
+        """The value of one factor, comparable between recipes."""
+        if name == "code":
+            return self.code_identity()
+        if name == "data":
+            return self.inputs
+        if name == "params":
+            return {"argv": self.argv, "cwd": self.cwd, "params": self.params}
+        if name == "seed":
+            return self.seed
+        if name == "environment":
+            return {"variables": self.variables, "deterministic": self.deterministic}
+        raise ValueError(name)
+
+    def with_factor(self, name: str, other: Recipe) -> Recipe:
+        """This recipe with one factor taken from other."""
+        if name == "code":
+            return replace(self, code=other.code)
+        if name == "data":
+            return replace(self, inputs=other.inputs)
+        if name == "params":
+            return replace(self, argv=other.argv, cwd=other.cwd, params=other.params)
+        if name == "seed":
+            return replace(self, seed=other.seed)
+        if name == "environment":
+            return replace(self, variables=other.variables, deterministic=other.deterministic)
+        raise ValueError(name)
+
+    def differing(self, other: Recipe) -> list[str]:
+        return [f for f in FACTORS if self.factor(f) != other.factor(f)]
+
+    def digest(self) -> str:
+        """Names the recipe: equal digests run the same thing."""
+        data = asdict(self)
+        data["code"] = self.code_identity()
+        return digest_json(data)

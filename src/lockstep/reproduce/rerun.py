@@ -1,0 +1,153 @@
+"""``lockstep rerun``: rebuild a run's code and data, then run its command again.
+
+The new run is recorded in the same store, linked to the original as
+``reproduction_of``; before it starts, every difference between the recorded
+environment and this one (Python, packages, hardware) is reported.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import IO, Any
+
+from lockstep.capture.packages import installed_distributions
+from lockstep.core.records import RunRecord
+from lockstep.errors import UsageError
+from lockstep.reproduce.materialize import check_available, cleanup, materialize
+from lockstep.reproduce.recipe import Recipe
+from lockstep.tracking.launcher import LaunchRequest, LaunchResult, launch
+from lockstep.workspace import Workspace
+
+
+@dataclass(frozen=True, kw_only=True)
+class RerunOptions:
+    workdir: Path | None = None
+    keep: bool = False
+    name: str | None = None
+    tags: Mapping[str, str] | None = None
+
+
+def environment_differences(record: RunRecord) -> list[str]:
+    """How this machine's Python, packages and hardware differ from the recorded ones."""
+    notes: list[str] = []
+    environment = record.sections.get("environment", {})
+    recorded_python = environment.get("interpreter", {}).get("version")
+    if recorded_python and recorded_python != platform.python_version():
+        notes.append(f"python: recorded {recorded_python}, here {platform.python_version()}")
+    packages = environment.get("packages")
+    if isinstance(packages, list):
+        recorded = {p["name"]: p["version"] for p in packages}
+        here = {p["name"]: p["version"] for p in installed_distributions()}
+        for name in sorted(recorded.keys() | here.keys()):
+            before, now = recorded.get(name), here.get(name)
+            if before == now:
+                continue
+            if before is None:
+                notes.append(f"package {name}: not recorded, here {now}")
+            elif now is None:
+                notes.append(f"package {name}: recorded {before}, missing here")
+            else:
+                notes.append(f"package {name}: recorded {before}, here {now}")
+    hardware = record.sections.get("hardware", {})
+    cpu = hardware.get("cpu", {})
+    if isinstance(cpu, dict) and cpu.get("architecture") not in (None, platform.machine()):
+        notes.append(f"cpu architecture: recorded {cpu['architecture']}, here {platform.machine()}")
+    if isinstance(cpu, dict) and cpu.get("model"):
+        from lockstep.capture.hardware import capture_hardware
+
+        here_cpu = capture_hardware().get("cpu", {})
+        if isinstance(here_cpu, dict) and here_cpu.get("model") != cpu["model"]:
+            notes.append(f"cpu: recorded {cpu['model']}, here {here_cpu.get('model')}")
+    return notes
+
+
+def run_recipe(
+    workspace: Workspace,
+    recipe: Recipe,
+    *,
+    experiment: str,
+    options: RerunOptions,
+    environ: Mapping[str, str],
+    stdout: IO[bytes] | None,
+    stderr: IO[bytes] | None,
+    extra_tags: Mapping[str, str] | None = None,
+) -> tuple[LaunchResult, Path]:
+    """Materialise a recipe and run it as a new run of the store; returns where it ran."""
+    check_available(recipe, workspace.objects)
+    if options.workdir is not None:
+        workdir = options.workdir.resolve()
+        if workdir.exists() and any(workdir.iterdir()):
+            raise UsageError(f"--workdir {workdir} is not empty; give a new or empty directory")
+        if workdir.exists():
+            workdir.rmdir()
+    else:
+        # Outside the store: files under the store are never recorded as inputs or outputs.
+        workdir = Path(tempfile.mkdtemp(prefix="lockstep-rerun-")) / "work"
+    run_dir = materialize(recipe, workdir, workspace.objects)
+    project_root = workdir / recipe.project_offset
+    tags = {"lockstep.recipe": recipe.digest(), **(extra_tags or {}), **(options.tags or {})}
+    request = LaunchRequest(
+        argv=recipe.argv,
+        name=options.name,
+        experiment=experiment,
+        seed=recipe.seed,
+        deterministic=recipe.deterministic,
+        params=recipe.params,
+        tags=tags,
+        cwd=run_dir,
+        extra_env=recipe.variables,
+        project_root=project_root,
+    )
+    settings = replace(workspace.settings, home=workspace.store_dir, cwd=run_dir)
+    try:
+        result = launch(settings, request, environ=environ, stdout=stdout, stderr=stderr)
+    finally:
+        if not options.keep:
+            cleanup(recipe, workdir)
+    return result, workdir
+
+
+def rerun(
+    workspace: Workspace,
+    record: RunRecord,
+    *,
+    options: RerunOptions,
+    environ: Mapping[str, str],
+    stdout: IO[bytes] | None,
+    stderr: IO[bytes] | None,
+    notify: Any = None,
+) -> LaunchResult:
+    """Run the recorded command again from the record alone; links the new run to record."""
+    recipe = Recipe.from_record(record)
+    differences = environment_differences(record)
+    if notify is not None:
+        for note in differences or ["environment: same Python, packages and hardware"]:
+            notify(note)
+    restored = f"code ({recipe.code['kind']}), {len(recipe.inputs)} inputs, seed {recipe.seed}"
+    result, _ = run_recipe(
+        workspace,
+        recipe,
+        experiment=record.experiment,
+        options=options,
+        environ=environ,
+        stdout=stdout,
+        stderr=stderr,
+        extra_tags={"reproduction_of": record.id, "restored": restored},
+    )
+    workspace.meta.set_sections(
+        result.run_id,
+        {
+            "reproduction_of": {
+                "run": record.id,
+                "name": record.name,
+                "environment_differences": differences,
+                "python": sys.version.split()[0],
+            }
+        },
+    )
+    return result
