@@ -12,7 +12,8 @@
     │   ├── StoreTooNew                    written by a newer lockstep
     │   ├── StoreNeedsMigration            older schema; run `lockstep migrate`
     │   └── ObjectMissing(LookupError)     an object the store should hold is not there
-    └── RunStateError(RuntimeError)        an operation the run's state forbids
+    ├── RunStateError(RuntimeError)        an operation the run's state forbids
+    └── RebuildError                       a run's code, data or environment cannot be rebuilt
 
 Each message says what to do next. Context travels as attributes so callers
 never parse messages.
@@ -138,3 +139,7 @@ class ObjectMissing(StoreError, LookupError):
 
 class RunStateError(LockstepError, RuntimeError):
     """The run's state does not allow the operation."""
+
+
+class RebuildError(LockstepError):
+    """A run's code, data or environment cannot be rebuilt here."""

@@ -21,22 +21,28 @@ from lockstep.tracking.history import MetricHistory
 
 def series(values: list[float], steps: list[int] | None = None) -> MetricHistory:
     n = len(values)
-    return MetricHistory(key="k", steps=np.asarray(steps or list(range(n)), dtype=np.int64),
-                         values=np.asarray(values, dtype=np.float64),
-                         times=np.zeros(n, dtype=np.float64))
+    return MetricHistory(
+        key="k",
+        steps=np.asarray(steps or list(range(n)), dtype=np.int64),
+        values=np.asarray(values, dtype=np.float64),
+        times=np.zeros(n, dtype=np.float64),
+    )
 
 
 def test_series_identical_close_and_differing() -> None:
     tol = Tolerance(rtol=1e-6)
-    assert compare_series("k", series([1.0, math.nan]), series([1.0, math.nan]), tol).status \
+    assert (
+        compare_series("k", series([1.0, math.nan]), series([1.0, math.nan]), tol).status
         == IDENTICAL
+    )
     close = compare_series("k", series([1.0, 2.0]), series([1.0, 2.0 + 1e-9]), tol)
     assert close.status == CLOSE and close.first_step == 1
     far = compare_series("k", series([1.0, 2.0, 3.0]), series([1.0, 2.5, 3.0]), tol)
     assert far.status == DIFFERS and far.first_step == 1
     assert far.max_abs_diff == pytest.approx(0.5)
-    per_key = compare_series("k", series([1.0, 2.0]), series([1.0, 2.1]),
-                             Tolerance(rtol=1e-6, per_key={"k": 0.1}))
+    per_key = compare_series(
+        "k", series([1.0, 2.0]), series([1.0, 2.1]), Tolerance(rtol=1e-6, per_key={"k": 0.1})
+    )
     assert per_key.status == CLOSE
 
 
@@ -61,8 +67,12 @@ def npy(array: np.ndarray) -> bytes:
         ("w.npy", npy(np.array([1.0, 2.0])), npy(np.array([1.0, 2.0, 3.0])), DIFFERS),
         ("m.csv", b"a,b\n1.0,2.0\n", b"a,b\n1.0000000001,2.0\n", CLOSE),
         ("m.csv", b"a,b\n1.0,2.0\n", b"a,c\n1.0,2.0\n", DIFFERS),
-        ("r.json", json.dumps({"acc": 0.9, "n": 3}).encode(),
-         json.dumps({"acc": 0.9 + 1e-12, "n": 3}).encode(), CLOSE),
+        (
+            "r.json",
+            json.dumps({"acc": 0.9, "n": 3}).encode(),
+            json.dumps({"acc": 0.9 + 1e-12, "n": 3}).encode(),
+            CLOSE,
+        ),
         ("r.json", json.dumps({"acc": 0.9}).encode(), json.dumps({"acc": 0.8}).encode(), DIFFERS),
         ("notes.txt", b"a", b"b", DIFFERS),
     ],
@@ -85,5 +95,5 @@ def test_npz_and_torch_state_dicts() -> None:
 
 
 def test_pyproject_tolerances() -> None:
-    text = '[tool.lockstep.verify]\nrtol = 1e-4\natol = 1e-8\ntol = { loss = 0.01 }\n'
+    text = "[tool.lockstep.verify]\nrtol = 1e-4\natol = 1e-8\ntol = { loss = 0.01 }\n"
     assert tolerance_from_pyproject(text) == {"rtol": 1e-4, "atol": 1e-8, "tol": {"loss": 0.01}}

@@ -26,7 +26,8 @@ def test_factors_and_swaps() -> None:
 
 def test_digest_names_what_runs_not_where_it_was_recorded() -> None:
     a = recipe()
-    moved = recipe(code={"kind": "git", "root": "/elsewhere", "commit": "c1", "diff": None,
-                         "files": []})
+    moved = recipe(
+        code={"kind": "git", "root": "/elsewhere", "commit": "c1", "diff": None, "files": []}
+    )
     assert a.digest() == moved.digest()
     assert a.digest() != recipe(seed=2).digest()

@@ -51,8 +51,9 @@ def project(tmp_path: Path) -> Path:
 
 
 def run(project: Path, name: str, *args: str, seed: str = "1") -> None:
-    result = lockstep(project, "run", "--name", name, "--seed", seed, "--",
-                      sys.executable, "train.py", *args)
+    result = lockstep(
+        project, "run", "--name", name, "--seed", seed, "--", sys.executable, "train.py", *args
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -86,16 +87,21 @@ def test_rerun_keeps_the_rebuilt_tree_on_request(project: Path, tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     assert (workdir / "train.py").read_text().endswith("# an uncommitted edit\n")
     assert (workdir / "extra.py").read_text() == "VALUE = 1\n"
-    assert (workdir / "data" / "points.csv").read_bytes() == \
-        (project / "data" / "points.csv").read_bytes()
+    assert (workdir / "data" / "points.csv").read_bytes() == (
+        project / "data" / "points.csv"
+    ).read_bytes()
     assert "same Python, packages and hardware" in result.stderr
     git(project, "worktree", "remove", "--force", str(workdir))
 
 
 @pytest.mark.parametrize(
     ("change", "dimension", "factor"),
-    [("data", "data", "data"), ("param", "params", "params"), ("code", "code", "code"),
-     ("seed", "seeds", "seed")],
+    [
+        ("data", "data", "data"),
+        ("param", "params", "params"),
+        ("code", "code", "code"),
+        ("seed", "seeds", "seed"),
+    ],
 )
 def test_each_change_is_found_in_its_dimension_and_explained(
     project: Path, change: str, dimension: str, factor: str
@@ -175,8 +181,14 @@ def test_report(project: Path, tmp_path: Path) -> None:
     run(project, "a")
     assert lockstep(project, "verify", "a").returncode == 0
     markdown = lockstep(project, "report", "a").stdout
-    for fact in ("lockstep rerun", "data/points.csv", "IDENTICAL", "## Hardware",
-                 "## Environment", "seed 1"):
+    for fact in (
+        "lockstep rerun",
+        "data/points.csv",
+        "IDENTICAL",
+        "## Hardware",
+        "## Environment",
+        "seed 1",
+    ):
         assert fact in markdown
     page = tmp_path / "report.html"
     assert lockstep(project, "report", "a", "--format", "html", "-o", str(page)).returncode == 0

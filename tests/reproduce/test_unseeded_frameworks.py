@@ -48,12 +48,14 @@ SKLEARN_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize(("module", "script"), [("torch", TORCH_SCRIPT),
-                                                  ("sklearn", SKLEARN_SCRIPT)])
+@pytest.mark.parametrize(
+    ("module", "script"), [("torch", TORCH_SCRIPT), ("sklearn", SKLEARN_SCRIPT)]
+)
 def test_unseeded_script_verifies_identical(tmp_path: Path, module: str, script: str) -> None:
     pytest.importorskip(module)
-    project = make_repo(tmp_path / "project", {"train.py": script,
-                                               ".gitignore": "*.pt\n*.npy\nmetrics.json\n"})
+    project = make_repo(
+        tmp_path / "project", {"train.py": script, ".gitignore": "*.pt\n*.npy\nmetrics.json\n"}
+    )
     assert lockstep(project, "init").returncode == 0
     first = lockstep(project, "run", "--name", "original", "--", sys.executable, "train.py")
     assert first.returncode == 0, first.stderr

@@ -341,10 +341,11 @@ def _notify(message: str) -> None:
 @click.option(
     "--env",
     "env_mode",
-    type=click.Choice(["current"]),
+    type=click.Choice(["current", "recreate"]),
     default="current",
     show_default=True,
-    help="Run in the current environment, reporting differences.",
+    help="current: this environment, differences reported; recreate: a new virtual "
+    "environment with the recorded Python and pinned packages.",
 )
 @click.option("--keep", is_flag=True, help="Keep the rebuilt directory afterwards.")
 @click.option("--name", help="Name of the new run.")
@@ -363,7 +364,7 @@ def rerun(
     result = rerun_run(
         workspace,
         record,
-        options=RerunOptions(workdir=workdir, keep=keep, name=name),
+        options=RerunOptions(workdir=workdir, keep=keep, name=name, env=env_mode),
         environ=os.environ,
         stdout=sys.stdout.buffer,
         stderr=sys.stderr.buffer,

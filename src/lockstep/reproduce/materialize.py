@@ -13,13 +13,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from lockstep.errors import LockstepError, ObjectMissing, UsageError
+from lockstep.errors import ObjectMissing, RebuildError, UsageError
 from lockstep.objects.store import LocalObjectStore
 from lockstep.reproduce.recipe import Recipe
-
-
-class MaterializeError(LockstepError):
-    """The code or data of a recipe cannot be rebuilt here."""
 
 
 def check_available(recipe: Recipe, objects: LocalObjectStore) -> None:
@@ -31,7 +27,7 @@ def check_available(recipe: Recipe, objects: LocalObjectStore) -> None:
         if entry.get("stored", True) and not objects.has(entry["digest"]):
             raise ObjectMissing(entry["digest"], what=f"code file {entry['path']}")
         if entry.get("stored") is False:
-            raise MaterializeError(
+            raise RebuildError(
                 f"code file {entry['path']} was over the size cap and recorded by digest only; "
                 "it cannot be restored"
             )
@@ -45,7 +41,7 @@ def _git(root: Path, *args: str) -> None:
         ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        raise MaterializeError(f"git {args[0]} failed: {result.stderr.strip()[:300]}")
+        raise RebuildError(f"git {args[0]} failed: {result.stderr.strip()[:300]}")
 
 
 def _restore(objects: LocalObjectStore, digest: str, target: Path, mode: str | None) -> None:
@@ -63,7 +59,7 @@ def materialize(recipe: Recipe, workdir: Path, objects: LocalObjectStore) -> Pat
     if code["kind"] == "git":
         repo = Path(code["root"])
         if not (repo / ".git").exists():
-            raise MaterializeError(f"the run's git repository {repo} is not here; clone it there")
+            raise RebuildError(f"the run's git repository {repo} is not here; clone it there")
         if code.get("commit") is None:
             workdir.mkdir(parents=True)
         else:

@@ -7,7 +7,9 @@ environment and this one (Python, packages, hardware) is reported.
 
 from __future__ import annotations
 
+import os
 import platform
+import shutil
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -20,6 +22,7 @@ from lockstep.core.records import RunRecord
 from lockstep.errors import UsageError
 from lockstep.reproduce.materialize import check_available, cleanup, materialize
 from lockstep.reproduce.recipe import Recipe
+from lockstep.reproduce.venv import command_in, recreate
 from lockstep.tracking.launcher import LaunchRequest, LaunchResult, launch
 from lockstep.workspace import Workspace
 
@@ -28,6 +31,7 @@ from lockstep.workspace import Workspace
 class RerunOptions:
     workdir: Path | None = None
     keep: bool = False
+    env: str = "current"  # or "recreate": a fresh virtual environment with the recorded pins
     name: str | None = None
     tags: Mapping[str, str] | None = None
 
@@ -76,6 +80,8 @@ def run_recipe(
     stdout: IO[bytes] | None,
     stderr: IO[bytes] | None,
     extra_tags: Mapping[str, str] | None = None,
+    environment: RunRecord | None = None,
+    notify: Any = None,
 ) -> tuple[LaunchResult, Path]:
     """Materialise a recipe and run it as a new run of the store; returns where it ran."""
     check_available(recipe, workspace.objects)
@@ -90,6 +96,22 @@ def run_recipe(
         workdir = Path(tempfile.mkdtemp(prefix="lockstep-rerun-")) / "work"
     run_dir = materialize(recipe, workdir, workspace.objects)
     project_root = workdir / recipe.project_offset
+    env_dir: Path | None = None
+    if environment is not None:
+        # Beside the tree, never in it: git would see it as untracked code.
+        env_dir = workdir.parent / f"{workdir.name}-env"
+        bin_dir, problems = recreate(environment, env_dir, notify or (lambda _m: None))
+        for problem in problems:
+            (notify or print)(f"environment: {problem}")
+        recipe = replace(
+            recipe,
+            argv=command_in(recipe.argv, bin_dir),
+            variables={
+                **recipe.variables,
+                "VIRTUAL_ENV": str(env_dir),
+                "PATH": os.pathsep.join([str(bin_dir), environ.get("PATH", "")]),
+            },
+        )
     tags = {"lockstep.recipe": recipe.digest(), **(extra_tags or {}), **(options.tags or {})}
     request = LaunchRequest(
         argv=recipe.argv,
@@ -109,6 +131,8 @@ def run_recipe(
     finally:
         if not options.keep:
             cleanup(recipe, workdir)
+            if env_dir is not None:
+                shutil.rmtree(env_dir, ignore_errors=True)
     return result, workdir
 
 
@@ -124,8 +148,9 @@ def rerun(
 ) -> LaunchResult:
     """Run the recorded command again from the record alone; links the new run to record."""
     recipe = Recipe.from_record(record)
-    differences = environment_differences(record)
-    if notify is not None:
+    recreating = options.env == "recreate"
+    differences = [] if recreating else environment_differences(record)
+    if notify is not None and not recreating:
         for note in differences or ["environment: same Python, packages and hardware"]:
             notify(note)
     restored = f"code ({recipe.code['kind']}), {len(recipe.inputs)} inputs, seed {recipe.seed}"
@@ -137,7 +162,13 @@ def rerun(
         environ=environ,
         stdout=stdout,
         stderr=stderr,
-        extra_tags={"reproduction_of": record.id, "restored": restored},
+        extra_tags={
+            "reproduction_of": record.id,
+            "restored": restored,
+            "environment": options.env,
+        },
+        environment=record if recreating else None,
+        notify=notify,
     )
     workspace.meta.set_sections(
         result.run_id,

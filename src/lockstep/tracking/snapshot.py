@@ -208,8 +208,10 @@ def written_since(root: Path, since_ns: int, skip: list[Path]) -> list[str]:
     for directory, subdirs, files in os.walk(root):
         here = Path(directory)
         subdirs[:] = [
-            d for d in subdirs
-            if not skipped_directory(d) and (here / d).resolve() not in skipped
+            d
+            for d in subdirs
+            if not skipped_directory(d)
+            and (here / d).resolve() not in skipped
             and not is_environment(here / d)
         ]
         for name in files:
