@@ -7,11 +7,13 @@
     │   └── InvalidMetric(TypeError)       a metric value that is not a number
     ├── RunNotFound(LookupError)           no run matches a reference
     │   └── AmbiguousRunRef                several runs match a prefix or a name
+    ├── DatasetNotFound(LookupError)       no dataset or version matches a reference
     ├── StoreError                         the store cannot be used as it is
     │   ├── StoreNotFound(FileNotFoundError)
     │   ├── StoreTooNew                    written by a newer lockstep
     │   ├── StoreNeedsMigration            older schema; run `lockstep migrate`
-    │   └── ObjectMissing(LookupError)     an object the store should hold is not there
+    │   ├── ObjectMissing(LookupError)     an object the store should hold is not there
+    │   └── ObjectCorrupt                  an object's bytes no longer match its digest
     ├── RunStateError(RuntimeError)        an operation the run's state forbids
     └── RebuildError                       a run's code, data or environment cannot be rebuilt
 
@@ -86,6 +88,18 @@ class AmbiguousRunRef(RunNotFound):
         self.ref = ref
 
 
+class DatasetNotFound(LockstepError, LookupError):
+    """No dataset or dataset version matches the reference."""
+
+    def __init__(self, ref: str, hint: str = "") -> None:
+        self.ref = ref
+        super().__init__(
+            f"no dataset version matches {ref!r}"
+            + (f"; {hint}" if hint else "")
+            + ("" if hint else "; list datasets with `lockstep data ls`")
+        )
+
+
 class StoreError(LockstepError):
     """The store cannot be used as it is."""
 
@@ -134,6 +148,18 @@ class ObjectMissing(StoreError, LookupError):
         super().__init__(
             f"{what} (blake3 {digest}) is not in the object store; "
             "pull it from a remote or restore the file and record it again"
+        )
+
+
+class ObjectCorrupt(StoreError):
+    """An object's bytes do not hash to its name."""
+
+    def __init__(self, digest: str, actual: str) -> None:
+        self.digest = digest
+        self.actual = actual
+        super().__init__(
+            f"object {digest} is corrupt (its bytes hash to {actual[:16]}...); "
+            "run `lockstep fsck`, then pull it from a remote or add the data again"
         )
 
 

@@ -11,6 +11,7 @@ from lockstep.objects.store import LocalObjectStore
 from lockstep.settings import STORE_DIRNAME, Settings
 
 if TYPE_CHECKING:  # SQLAlchemy loads only when a store is opened
+    from lockstep.data.versions import DataWorkspace
     from lockstep.meta.store import MetaStore
 
 _GITIGNORE = "# Lockstep's store: never part of the project's code.\n*\n"
@@ -95,6 +96,30 @@ class Workspace:
     @property
     def objects(self) -> LocalObjectStore:
         return LocalObjectStore(self.store_dir / "objects")
+
+    def data(self) -> DataWorkspace:
+        """Datasets of this store (opens the local stat cache)."""
+        from lockstep.data.versions import DataWorkspace
+        from lockstep.meta.datasets import DatasetRecords
+        from lockstep.objects.statcache import StatCache
+
+        workers = self.settings.config.get("data", {}).get("workers")
+        return DataWorkspace(
+            self.objects,
+            DatasetRecords(self.meta.engine),
+            StatCache(self.store_dir / "cache" / "stat.db"),
+            self.project_root,
+            workers=int(workers) if workers else None,
+        )
+
+    def link_strategies(self) -> tuple[str, ...]:
+        """How checkouts materialise files: `[data] link = [...]` in config.toml.
+
+        Hardlinks are opt-in: they share the object's inode, and a process running
+        as root can write through the read-only mode and corrupt the store.
+        """
+        configured = self.settings.config.get("data", {}).get("link")
+        return tuple(configured) if configured else ("reflink", "copy")
 
     def close(self) -> None:
         self.meta.close()

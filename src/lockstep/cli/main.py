@@ -592,6 +592,15 @@ def migrate(obj: Context) -> None:
         click.echo(f"migrated schema {before or 'none'} -> {after}")
 
 
+def _register_more() -> None:
+    from lockstep.cli import data
+
+    data.register(cli, pass_context)
+
+
+_register_more()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn errors into one line and an exit code."""
     sys.exit(run_cli(argv))
@@ -621,13 +630,13 @@ def run_cli(argv: list[str] | None = None) -> int:
 
 
 def _report(exc: Exception, debug: bool) -> int:
-    from lockstep.errors import LockstepError, RunNotFound, UsageError
+    from lockstep.errors import DatasetNotFound, LockstepError, RunNotFound, UsageError
 
     if debug:
         import traceback
 
         traceback.print_exception(exc)
-    if isinstance(exc, (UsageError, RunNotFound)):
+    if isinstance(exc, (UsageError, RunNotFound, DatasetNotFound)):
         click.echo(f"error: {exc}", err=True)
         return EXIT_USAGE
     if isinstance(exc, LockstepError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 # Alembic revisions this lockstep knows, oldest first; the last is the head.
-SCHEMA_REVISIONS = ("0001",)
+SCHEMA_REVISIONS = ("0001", "0002")
 SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
 
 metadata = sa.MetaData()
@@ -134,4 +134,86 @@ run_sections = sa.Table(
     sa.Column("value_json", sa.Text, nullable=False),
 )
 
-RUN_CHILD_TABLES = (params, tags, metric_chunks, metric_summaries, artifacts, run_sections)
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+dataset_versions = sa.Table(
+    "dataset_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "dataset_id", sa.Integer, sa.ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("number", sa.Integer, nullable=False),
+    # The version's manifest (relative paths, sizes, modes, digests) is itself an object.
+    sa.Column("manifest_digest", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("message", sa.Text, nullable=False, server_default=""),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("file_count", sa.Integer, nullable=False),
+    sa.Column("source_path", sa.Text, nullable=False),  # project-relative where possible
+    sa.Column("kind", sa.String(8), nullable=False),  # "file" or "dir"
+    sa.UniqueConstraint("dataset_id", "number", name="uq_dataset_versions_number"),
+    sa.Index("ix_dataset_versions_manifest", "manifest_digest"),
+)
+
+dataset_files = sa.Table(
+    "dataset_files",
+    metadata,
+    sa.Column(
+        "version_id",
+        sa.Integer,
+        sa.ForeignKey("dataset_versions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("path", sa.String(1000), primary_key=True),
+    sa.Column("digest", sa.String(128), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("mode", sa.Integer, nullable=False),
+    sa.Index("ix_dataset_files_digest", "digest"),
+)
+
+dataset_tags = sa.Table(
+    "dataset_tags",
+    metadata,
+    sa.Column(
+        "dataset_id", sa.Integer, sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("tag", sa.String(255), primary_key=True),
+    sa.Column(
+        "version_id",
+        sa.Integer,
+        sa.ForeignKey("dataset_versions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+)
+
+run_datasets = sa.Table(
+    "run_datasets",
+    metadata,
+    sa.Column(
+        "run_id", sa.String(26), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column(
+        "version_id",
+        sa.Integer,
+        sa.ForeignKey("dataset_versions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("role", sa.String(8), primary_key=True),  # "input" or "output"
+)
+
+RUN_CHILD_TABLES = (
+    params,
+    tags,
+    metric_chunks,
+    metric_summaries,
+    artifacts,
+    run_sections,
+    run_datasets,
+)

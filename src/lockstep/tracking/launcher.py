@@ -510,6 +510,9 @@ def _record(
     inputs, outputs = snapshot.file_artifacts(workspace.project_root, files, objects)
     if inputs or outputs:
         workspace.meta.add_artifacts(run.id, [*inputs, *outputs])
+        from lockstep.data.api import link_files
+
+        link_files(workspace, run.id, {a.path: (a.digest, a.kind) for a in (*inputs, *outputs)})
 
     errors = [f"pid {r['pid']}: {e}" for r in reports for e in r.get("errors", [])]
     workspace.meta.set_sections(

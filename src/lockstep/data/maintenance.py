@@ -1,0 +1,79 @@
+"""Keep the object store honest: ``fsck`` re-hashes every object, ``gc`` removes only the
+objects nothing refers to (no dataset version, no run)."""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from lockstep.objects.hashing import hash_file
+from lockstep.workspace import Workspace
+
+# In-progress writes younger than this may belong to a live process; gc leaves them.
+_STALE_TMP_SECONDS = 3600
+
+
+@dataclass(frozen=True, kw_only=True)
+class FsckReport:
+    checked: int
+    corrupt: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.corrupt and not self.missing
+
+
+@dataclass(frozen=True, kw_only=True)
+class GcReport:
+    kept: int
+    removed: list[str]
+    freed_bytes: int
+    dry_run: bool
+
+
+def referenced(workspace: Workspace) -> set[str]:
+    return workspace.meta.referenced_digests() | workspace.data().records.referenced_digests()
+
+
+def fsck(workspace: Workspace) -> FsckReport:
+    """Re-hash every object (in parallel) and look for referenced objects that are gone."""
+    objects = workspace.objects
+    digests = list(objects.iter_digests())
+
+    def check(digest: str) -> str | None:
+        actual, _ = hash_file(objects.path(digest))
+        return None if actual == digest else digest
+
+    with ThreadPoolExecutor(min(8, (os.cpu_count() or 2) * 2)) as pool:
+        corrupt = sorted(d for d in pool.map(check, digests) if d is not None)
+    present = set(digests)
+    missing = sorted(d for d in referenced(workspace) if d not in present)
+    return FsckReport(checked=len(digests), corrupt=corrupt, missing=missing)
+
+
+def gc(workspace: Workspace, *, dry_run: bool) -> GcReport:
+    """Remove objects no dataset version or run refers to (and stale partial writes)."""
+    objects = workspace.objects
+    keep = referenced(workspace)
+    removed: list[str] = []
+    freed = 0
+    kept = 0
+    for digest in list(objects.iter_digests()):
+        if digest in keep:
+            kept += 1
+            continue
+        path = objects.path(digest)
+        freed += path.stat().st_size
+        removed.append(digest)
+        if not dry_run:
+            path.unlink()
+    tmp = objects.root / "tmp"
+    if not dry_run and tmp.is_dir():
+        now = time.time()
+        for leftover in tmp.iterdir():
+            if now - leftover.stat().st_mtime > _STALE_TMP_SECONDS:
+                leftover.unlink(missing_ok=True)
+    return GcReport(kept=kept, removed=removed, freed_bytes=freed, dry_run=dry_run)

@@ -1,0 +1,316 @@
+"""Add, inspect, compare and check out dataset versions.
+
+A version is a manifest of relative paths, sizes, modes and BLAKE3 digests,
+itself stored by digest. Adding walks the tree once, asks the stat cache which
+files are unchanged, hashes and stores only the others (in parallel, with one
+sync for the batch), and records the version and its files in one transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lockstep.core.canonical import canonical_json
+from lockstep.errors import ObjectCorrupt, UsageError
+from lockstep.meta.datasets import DatasetRecords, DatasetVersion, FileEntry
+from lockstep.objects.statcache import StatCache, StatKey, stat_key
+from lockstep.objects.store import LocalObjectStore
+
+MANIFEST_SCHEMA = 1
+# Files at least this large are hashed by BLAKE3's own threads over a memory map and
+# copied by the kernel; smaller ones are read once, hashed and written by a thread pool.
+_LARGE = 8 << 20
+_SKIP = frozenset({".git", ".lockstep", ".hg", ".svn"})
+
+
+@dataclass(frozen=True)
+class Scanned:
+    relative: str
+    absolute: str
+    key: StatKey
+    mode: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddResult:
+    version: DatasetVersion
+    created: bool  # False: the content equals the latest version
+    hashed: int  # files read this time (the rest came from the stat cache)
+    stored: int  # objects new to the store
+
+
+@dataclass(frozen=True, kw_only=True)
+class Changes:
+    added: list[dict[str, Any]] = field(default_factory=list)
+    removed: list[dict[str, Any]] = field(default_factory=list)
+    modified: list[dict[str, Any]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.modified)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"added": self.added, "removed": self.removed, "modified": self.modified}
+
+
+def scan(root: Path) -> Iterator[Scanned]:
+    """Regular files under root (or root itself), with their stat keys; symlinks followed
+    only at the top."""
+    top = os.stat(root)
+    if stat.S_ISREG(top.st_mode):
+        yield Scanned("", str(root), stat_key(top), stat.S_IMODE(top.st_mode))
+        return
+    stack = [str(root)]
+    base = len(str(root)) + 1
+    while stack:
+        directory = stack.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name not in _SKIP:
+                        stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    info = entry.stat(follow_symlinks=False)
+                    yield Scanned(
+                        entry.path[base:], entry.path, stat_key(info), stat.S_IMODE(info.st_mode)
+                    )
+
+
+class DataWorkspace:
+    """Datasets of one store: the object store, the stat cache and the version records."""
+
+    def __init__(
+        self,
+        objects: LocalObjectStore,
+        records: DatasetRecords,
+        cache: StatCache,
+        project_root: Path,
+        workers: int | None = None,
+    ) -> None:
+        self.objects = objects
+        self.records = records
+        self.cache = cache
+        self.project_root = project_root
+        self.workers = workers or min(32, (os.cpu_count() or 2) * 4)
+
+    # hashing -----------------------------------------------------------------
+
+    def _store_one(self, item: Scanned) -> tuple[Scanned, str, bool]:
+        if item.key[2] >= _LARGE:
+            from lockstep.objects.hashing import hash_file
+
+            digest, _ = hash_file(item.absolute)
+            if self.objects.has(digest):
+                return item, digest, False
+            stored = self.objects.put_file(item.absolute)
+            return item, stored.digest, True
+        from blake3 import blake3
+
+        with open(item.absolute, "rb") as handle:
+            data = handle.read()
+        digest = str(blake3(data).hexdigest())
+        return item, digest, self.objects.put_small(data, digest)
+
+    def digests(
+        self, root: Path, items: list[Scanned], *, store: bool
+    ) -> tuple[dict[str, str], int, int]:
+        """Digest of every scanned file (relative path -> digest); unchanged files from the
+        stat cache; with store, new content goes to the object store."""
+        cached = self.cache.lookup(str(root))
+        out: dict[str, str] = {}
+        todo: list[Scanned] = []
+        for item in items:
+            hit = cached.get(item.absolute)
+            if hit is not None and hit[0] == item.key and (not store or self.objects.has(hit[1])):
+                out[item.relative] = hit[1]
+            else:
+                todo.append(item)
+        stored = 0
+        if todo:
+            if store:
+                with ThreadPoolExecutor(self.workers) as pool:
+                    results = list(pool.map(self._store_one, todo))
+                self.objects.sync()
+            else:
+                from lockstep.objects.hashing import hash_file
+
+                with ThreadPoolExecutor(self.workers) as pool:
+                    results = [
+                        (i, d, False)
+                        for i, (d, _) in zip(
+                            todo, pool.map(lambda i: hash_file(i.absolute), todo), strict=True
+                        )
+                    ]
+            for item, digest, new in results:
+                out[item.relative] = digest
+                stored += new
+            self.cache.update((i.absolute, i.key, out[i.relative]) for i in todo)
+        return out, len(todo), stored
+
+    # versions ----------------------------------------------------------------
+
+    def _display(self, root: Path) -> str:
+        try:
+            return root.relative_to(self.project_root).as_posix()
+        except ValueError:
+            return str(root)
+
+    def _absolute(self, source: str) -> Path:
+        path = Path(source)
+        return path if path.is_absolute() else self.project_root / path
+
+    def add(self, path: Path, *, name: str | None = None, message: str = "") -> AddResult:
+        root = path.resolve()
+        if not root.exists():
+            raise UsageError(f"{path} does not exist; give a file or a directory to version")
+        items = sorted(scan(root), key=lambda s: s.relative)
+        if not items:
+            raise UsageError(f"{path} holds no files to version")
+        name = name or root.name
+        digests, hashed, stored = self.digests(root, items, store=True)
+        entries = [
+            FileEntry(path=i.relative, digest=digests[i.relative], size=i.key[2], mode=i.mode)
+            for i in items
+        ]
+        kind = "file" if root.is_file() else "dir"
+        manifest = {
+            "schema_version": MANIFEST_SCHEMA,
+            "kind": kind,
+            "files": [[e.path, e.size, e.mode, e.digest] for e in entries],
+        }
+        manifest_digest = self.objects.put_bytes(canonical_json(manifest)).digest
+        try:
+            latest = self.records.versions(name)[-1]
+        except LookupError:
+            latest = None
+        if latest is not None and latest.manifest_digest == manifest_digest:
+            return AddResult(version=latest, created=False, hashed=hashed, stored=stored)
+        version = self.records.add_version(
+            name=name,
+            manifest_digest=manifest_digest,
+            files=entries,
+            message=message,
+            source_path=self._display(root),
+            kind=kind,
+        )
+        return AddResult(version=version, created=True, hashed=hashed, stored=stored)
+
+    def status(self, version: DatasetVersion) -> Changes:
+        """The working copy (where the version was added from) against the version."""
+        root = self._absolute(version.source_path)
+        recorded = {f.path: f for f in self.records.files(version.id)}
+        if not root.exists():
+            return Changes(removed=[{"path": p, "size": f.size} for p, f in recorded.items()])
+        items = list(scan(root))
+        digests, _, _ = self.digests(root, items, store=False)
+        sizes = {i.relative: i.key[2] for i in items}
+        return Changes(
+            added=[{"path": p, "size": sizes[p]} for p in sorted(digests.keys() - recorded.keys())],
+            removed=[
+                {"path": p, "size": recorded[p].size}
+                for p in sorted(recorded.keys() - digests.keys())
+            ],
+            modified=[
+                {"path": p, "size_before": recorded[p].size, "size_now": sizes[p]}
+                for p in sorted(recorded.keys() & digests.keys())
+                if recorded[p].digest != digests[p]
+            ],
+        )
+
+    def diff(self, a: DatasetVersion, b: DatasetVersion) -> Changes:
+        left = {f.path: f for f in self.records.files(a.id)}
+        right = {f.path: f for f in self.records.files(b.id)}
+        return Changes(
+            added=[{"path": p, "size": right[p].size} for p in sorted(right.keys() - left.keys())],
+            removed=[{"path": p, "size": left[p].size} for p in sorted(left.keys() - right.keys())],
+            modified=[
+                {"path": p, "size_before": left[p].size, "size_now": right[p].size}
+                for p in sorted(left.keys() & right.keys())
+                if left[p].digest != right[p].digest
+            ],
+        )
+
+    def checkout(
+        self,
+        version: DatasetVersion,
+        *,
+        to: Path | None = None,
+        force: bool = False,
+        verify: bool = False,
+        strategies: tuple[str, ...] = ("reflink", "copy"),
+    ) -> dict[str, Any]:
+        """Write the version's files at to (default: where it was added from).
+
+        Refuses to overwrite a file whose content is no version's (a local edit)
+        unless force; removes files of other versions of this dataset that this
+        one lacks; leaves anything else alone and says so.
+        """
+        target = (to or self._absolute(version.source_path)).resolve()
+        files = self.records.files(version.id)
+        paths = {"": target} if version.kind == "file" else {f.path: target / f.path for f in files}
+        known = self._known_contents(version.dataset)
+        existing: list[Scanned] = []
+        if target.exists():
+            existing = list(scan(target))
+        current, _, _ = self.digests(target, existing, store=False) if existing else ({}, 0, 0)
+        conflicts = [
+            f.path or target.name
+            for f in files
+            if f.path in current
+            and current[f.path] != f.digest
+            and (f.path, current[f.path]) not in known
+        ]
+        if conflicts and not force:
+            raise UsageError(
+                f"{len(conflicts)} files under {target} have local changes that are in no "
+                f"version of {version.dataset} ({', '.join(conflicts[:3])}"
+                f"{', ...' if len(conflicts) > 3 else ''}); add them first or use --force"
+            )
+        written = 0
+        used: set[str] = set()
+        for f in files:
+            if current.get(f.path) == f.digest:
+                continue
+            if verify:
+                self.verify_object(f.digest)
+            used.add(self.objects.link(f.digest, paths[f.path], strategies))
+            if "hardlink" not in used:
+                os.chmod(paths[f.path], f.mode or 0o644)
+            written += 1
+        wanted = {f.path for f in files}
+        removed, kept = [], []
+        for relative, digest in current.items():
+            if relative in wanted or version.kind == "file":
+                continue
+            if (relative, digest) in known:
+                (target / relative).unlink()
+                removed.append(relative)
+            else:
+                kept.append(relative)
+        return {
+            "version": version.ref,
+            "target": str(target),
+            "written": written,
+            "unchanged": len(files) - written,
+            "removed": removed,
+            "not_in_version": kept,
+            "links": sorted(used),
+        }
+
+    def _known_contents(self, dataset: str) -> set[tuple[str, str]]:
+        known: set[tuple[str, str]] = set()
+        for version in self.records.versions(dataset):
+            known.update((f.path, f.digest) for f in self.records.files(version.id))
+        return known
+
+    def verify_object(self, digest: str) -> None:
+        from lockstep.objects.hashing import hash_file
+
+        actual, _ = hash_file(self.objects.path(digest))
+        if actual != digest:
+            raise ObjectCorrupt(digest, actual)
