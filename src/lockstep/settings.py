@@ -66,6 +66,20 @@ class Settings:
         return replace(self, config=config, db_url=self.db_url or meta.get("url") or None)
 
 
+def write_config(store_dir: Path, config: Mapping[str, Any]) -> None:
+    """Replace ``config.toml`` atomically (a crash leaves the old file or the new one)."""
+    import os
+    import tempfile
+
+    import tomli_w
+
+    path = store_dir / CONFIG_FILENAME
+    fd, name = tempfile.mkstemp(dir=store_dir, prefix=".config-")
+    with os.fdopen(fd, "wb") as handle:
+        tomli_w.dump(dict(config), handle)
+    os.replace(name, path)
+
+
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":

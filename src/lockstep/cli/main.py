@@ -593,9 +593,10 @@ def migrate(obj: Context) -> None:
 
 
 def _register_more() -> None:
-    from lockstep.cli import data
+    from lockstep.cli import data, remote
 
     data.register(cli, pass_context)
+    remote.register(cli, pass_context)
 
 
 _register_more()

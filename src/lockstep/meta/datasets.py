@@ -114,6 +114,88 @@ class DatasetRecords:
                 )
         return self.version_by_id(int(version_id))
 
+    def import_version(
+        self,
+        *,
+        name: str,
+        number: int,
+        manifest_digest: str,
+        created_at: float,
+        message: str,
+        source_path: str,
+        kind: str,
+        files: Sequence[FileEntry],
+        tags: Sequence[str],
+    ) -> str:
+        """Recreate a version under its own number; 'exists', 'conflict' or 'imported'."""
+        d, v, t = schema.datasets, schema.dataset_versions, schema.dataset_tags
+        with write_transaction(self.engine) as connection:
+            insert_ignore(connection, d, [{"name": name, "created_at": created_at}], ("name",))
+            dataset_id = connection.execute(sa.select(d.c.id).where(d.c.name == name)).scalar_one()
+            here = connection.execute(
+                sa.select(v.c.manifest_digest).where(
+                    v.c.dataset_id == dataset_id, v.c.number == number
+                )
+            ).first()
+            if here is not None:
+                return "exists" if here[0] == manifest_digest else "conflict"
+            result = connection.execute(
+                v.insert().values(
+                    dataset_id=dataset_id,
+                    number=number,
+                    manifest_digest=manifest_digest,
+                    created_at=created_at,
+                    message=message,
+                    size=sum(f.size for f in files),
+                    file_count=len(files),
+                    source_path=source_path,
+                    kind=kind,
+                )
+            )
+            version_id = result.inserted_primary_key[0]  # type: ignore[index]
+            if files:
+                connection.execute(
+                    schema.dataset_files.insert(),
+                    [
+                        {
+                            "version_id": version_id,
+                            "path": f.path,
+                            "digest": f.digest,
+                            "size": f.size,
+                            "mode": f.mode,
+                        }
+                        for f in files
+                    ],
+                )
+            for tag in tags:
+                upsert(
+                    connection,
+                    t,
+                    [{"dataset_id": dataset_id, "tag": tag, "version_id": version_id}],
+                    ("dataset_id", "tag"),
+                )
+        return "imported"
+
+    def dataset_names(self) -> list[str]:
+        with read_transaction(self.engine) as connection:
+            return [
+                r[0]
+                for r in connection.execute(
+                    sa.select(schema.datasets.c.name).order_by(schema.datasets.c.name)
+                )
+            ]
+
+    def run_links(self, run_id: str) -> list[tuple[str, int, str]]:
+        """(dataset, version number, role) of every dataset version linked to a run."""
+        r, v, d = schema.run_datasets, schema.dataset_versions, schema.datasets
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                sa.select(d.c.name, v.c.number, r.c.role)
+                .select_from(r.join(v, v.c.id == r.c.version_id).join(d, d.c.id == v.c.dataset_id))
+                .where(r.c.run_id == run_id)
+            ).all()
+        return [(row.name, row.number, row.role) for row in rows]
+
     def _select(self) -> sa.Select[Any]:
         d, v = schema.datasets, schema.dataset_versions
         return sa.select(v, d.c.name.label("dataset")).select_from(

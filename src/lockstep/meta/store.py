@@ -249,6 +249,121 @@ class MetaStore:
                 walk(json.loads(row[0]))
         return found
 
+    def export_run(self, run_id: str) -> dict[str, Any]:
+        """Everything stored about a run as one JSON document (metric chunks in base64)."""
+        import base64
+
+        record = self.get_run(run_id)
+        chunks = schema.metric_chunks
+        metrics: dict[str, Any] = {}
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                sa.select(chunks)
+                .where(chunks.c.run_id == run_id)
+                .order_by(chunks.c.key, chunks.c.seq)
+            ).all()
+        for row in rows:
+            metrics.setdefault(row.key, []).append(
+                {
+                    "steps": base64.b64encode(row.steps).decode(),
+                    "values": base64.b64encode(row.vals).decode(),
+                    "times": base64.b64encode(row.times).decode(),
+                    "count": row.count,
+                    "first_step": row.first_step,
+                    "last_step": row.last_step,
+                }
+            )
+        return {
+            "schema_version": record.schema_version,
+            "id": record.id,
+            "name": record.name,
+            "experiment": record.experiment,
+            "status": str(record.status),
+            "start_time": record.start_time,
+            "end_time": record.end_time,
+            "host": record.host,
+            "pid": record.pid,
+            "note": record.note,
+            "error": record.error,
+            "params": record.params,
+            "tags": record.tags,
+            "artifacts": [
+                {"path": a.path, "digest": a.digest, "size": a.size, "kind": a.kind}
+                for a in record.artifacts
+            ],
+            "sections": record.sections,
+            "summaries": {k: summary_json(s) for k, s in record.metrics.items()},
+            "metric_chunks": metrics,
+        }
+
+    def has_run(self, run_id: str) -> bool:
+        with read_transaction(self.engine) as connection:
+            return (
+                connection.execute(
+                    sa.select(schema.runs.c.id).where(schema.runs.c.id == run_id)
+                ).first()
+                is not None
+            )
+
+    def import_run(self, doc: Mapping[str, Any]) -> None:
+        """Recreate a run exported by export_run (same id), unless it is already here."""
+        import base64
+
+        if self.has_run(doc["id"]):
+            return
+        self.create_run(
+            run_id=doc["id"],
+            name=doc["name"],
+            experiment=doc["experiment"],
+            start_time=doc["start_time"],
+            host=doc["host"],
+            pid=doc["pid"],
+            pid_start=None,
+            params=doc["params"],
+            tags=doc["tags"],
+            note=doc.get("note", ""),
+        )
+        self.add_artifacts(doc["id"], [Artifact(**a) for a in doc["artifacts"]])
+        if doc["sections"]:
+            self.set_sections(doc["id"], doc["sections"])
+        columns, seqs = [], {}
+        for key, chunk_list in doc["metric_chunks"].items():
+            for seq, chunk in enumerate(chunk_list):
+                columns.append(
+                    (
+                        seq,
+                        MetricColumns(
+                            key=key,
+                            steps=base64.b64decode(chunk["steps"]),
+                            values=base64.b64decode(chunk["values"]),
+                            times=base64.b64decode(chunk["times"]),
+                            count=chunk["count"],
+                            first_step=chunk["first_step"],
+                            last_step=chunk["last_step"],
+                        ),
+                    )
+                )
+            seqs[key] = 0
+        summaries = []
+        for key, text in doc["summaries"].items():
+            last, step, low, high, count = json.loads(text)
+            summaries.append(
+                MetricSummary(
+                    key, _nan_null(last), int(step), _nan_null(low), _nan_null(high), int(count)
+                )
+            )
+        for seq, column in columns:
+            self.append_metrics(
+                doc["id"], [column], {column.key: seq}, [], heartbeat_at=doc["start_time"]
+            )
+        if summaries:
+            self.append_metrics(doc["id"], [], {}, summaries, heartbeat_at=doc["start_time"])
+        status = RunStatus(doc["status"])
+        if status.is_final:
+            self.finish_run(
+                doc["id"], status, doc["end_time"] or doc["start_time"], doc.get("error")
+            )
+
     def finish_run(
         self, run_id: str, status: RunStatus, end_time: float, error: str | None = None
     ) -> None:

@@ -15,7 +15,7 @@ import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -101,6 +101,28 @@ class LocalObjectStore:
             _raise_space(exc, self.root)
             raise
         return True
+
+    def put_fetched(self, digest: str, fetch: Callable[[str], None]) -> None:
+        """Store an object fetched from elsewhere: fetch(tmp_path) writes it, lockstep checks
+        that the bytes hash to digest before the object becomes visible."""
+        from lockstep.errors import ObjectCorrupt
+        from lockstep.objects.hashing import hash_file
+
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self._tmp, prefix="fetch-")
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            fetch(name)
+            actual, _ = hash_file(tmp)
+            if actual != digest:
+                raise ObjectCorrupt(digest, actual)
+            os.chmod(tmp, _READ_ONLY)
+            target = self.path(digest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def sync(self) -> None:
         """Make every object written so far durable (one call for a whole batch)."""

@@ -84,6 +84,12 @@ def run_recipe(
     notify: Any = None,
 ) -> tuple[LaunchResult, Path]:
     """Materialise a recipe and run it as a new run of the store; returns where it ran."""
+    from lockstep.data.sync import fetch_missing
+
+    needed = [d for _, d in recipe.inputs] + [f["digest"] for f in recipe.code.get("files", [])]
+    if recipe.code.get("diff"):
+        needed.append(recipe.code["diff"]["digest"])
+    fetch_missing(workspace, needed)  # from the configured remote, if any
     check_available(recipe, workspace.objects)
     if options.workdir is not None:
         workdir = options.workdir.resolve()

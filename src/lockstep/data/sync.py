@@ -1,0 +1,206 @@
+"""``lockstep push`` and ``lockstep pull``: objects and metadata to and from a remote.
+
+Push uploads only the objects the remote lacks, in parallel, then writes one
+JSON document per dataset and per run, objects first so a reader never finds a
+document whose bytes are missing. Pull reads the documents, downloads only the
+objects missing here (each verified against its digest before it becomes
+visible), then imports the datasets and runs it does not have. Both can be
+interrupted and simply run again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lockstep.core.canonical import canonical_json
+from lockstep.meta.datasets import FileEntry
+from lockstep.objects.remote import Remote
+from lockstep.workspace import Workspace
+
+TRANSFER_THREADS = 16
+Progress = Callable[[str, int], Callable[[], None]]  # (label, total) -> advance
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncReport:
+    objects_sent: int = 0
+    objects_present: int = 0
+    runs: int = 0
+    datasets: int = 0
+    conflicts: list[str] = field(default_factory=list)
+
+
+def _no_progress(_label: str, _total: int) -> Callable[[], None]:
+    return lambda: None
+
+
+def _transfer(
+    items: Iterable[str], action: Callable[[str], None], label: str, progress: Progress
+) -> int:
+    todo = list(items)
+    advance = progress(label, len(todo))
+
+    def one(digest: str) -> None:
+        action(digest)
+        advance()
+
+    with ThreadPoolExecutor(TRANSFER_THREADS) as pool:
+        list(pool.map(one, todo))
+    return len(todo)
+
+
+def _dataset_doc(workspace: Workspace, name: str) -> dict[str, Any]:
+    records = workspace.data().records
+    return {
+        "schema_version": 1,
+        "name": name,
+        "versions": [
+            {
+                "number": v.number,
+                "manifest": v.manifest_digest,
+                "created_at": v.created_at,
+                "message": v.message,
+                "source_path": v.source_path,
+                "kind": v.kind,
+                "tags": list(v.tags),
+            }
+            for v in records.versions(name)
+        ],
+    }
+
+
+def push(workspace: Workspace, remote: Remote, progress: Progress = _no_progress) -> SyncReport:
+    from lockstep.data.maintenance import referenced
+
+    objects = workspace.objects
+    wanted = {d for d in referenced(workspace) if objects.has(d)}
+    present = remote.list_objects()
+    missing = sorted(wanted - present)
+    sent = _transfer(missing, lambda d: remote.upload(d, objects.path(d)), "objects", progress)
+    records = workspace.data().records
+    names = records.dataset_names()
+    for name in names:
+        remote.write_meta(f"datasets/{name}.json", canonical_json(_dataset_doc(workspace, name)))
+    run_ids = [r.id for r in workspace.meta.search()]
+    advance = progress("runs", len(run_ids))
+    for run_id in run_ids:
+        doc = workspace.meta.export_run(run_id)
+        doc["datasets"] = [
+            {"dataset": d, "version": n, "role": role} for d, n, role in records.run_links(run_id)
+        ]
+        remote.write_meta(f"runs/{run_id}.json", canonical_json(doc))
+        advance()
+    return SyncReport(
+        objects_sent=sent,
+        objects_present=len(wanted) - sent,
+        runs=len(run_ids),
+        datasets=len(names),
+    )
+
+
+def fetch_missing(workspace: Workspace, digests: Iterable[str]) -> list[str]:
+    """Download from the default remote the objects missing here; returns those still missing.
+
+    A rerun calls this so that inputs pushed from another machine restore here.
+    """
+    objects = workspace.objects
+    missing = sorted({d for d in digests if not objects.has(d)})
+    remotes = workspace.settings.config.get("remotes", {})
+    if not missing or not remotes:
+        return missing
+    from lockstep.objects.remote import open_remote
+
+    name = workspace.settings.config.get("core", {}).get("remote") or next(iter(remotes))
+    remote = open_remote(remotes[name]["url"], remotes[name].get("endpoint_url"))
+    available = remote.list_objects()
+    for digest in missing:
+        if digest in available:
+
+            def fetch(tmp: str, digest: str = digest) -> None:
+                remote.download(digest, Path(tmp))
+
+            objects.put_fetched(digest, fetch)
+    return [d for d in missing if not objects.has(d)]
+
+
+def _digests_in(value: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(value, dict):
+        if isinstance(value.get("digest"), str):
+            found.add(value["digest"])
+        for item in value.values():
+            found |= _digests_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _digests_in(item)
+    return found
+
+
+def pull(workspace: Workspace, remote: Remote, progress: Progress = _no_progress) -> SyncReport:
+    objects = workspace.objects
+    dataset_docs = [json.loads(remote.read_meta(n)) for n in remote.list_meta("datasets")]
+    run_docs = [json.loads(remote.read_meta(n)) for n in remote.list_meta("runs")]
+    needed = {v["manifest"] for doc in dataset_docs for v in doc["versions"]}
+    for doc in run_docs:
+        needed |= _digests_in(doc["sections"]) | {a["digest"] for a in doc["artifacts"]}
+
+    def fetch(digest: str) -> None:
+        objects.put_fetched(digest, lambda tmp: remote.download(digest, Path(tmp)))
+
+    available = remote.list_objects()
+    fetched = _transfer(
+        sorted(d for d in needed if d in available and not objects.has(d)),
+        fetch,
+        "metadata objects",
+        progress,
+    )
+    manifests = {
+        v["manifest"]: json.loads(objects.read_bytes(v["manifest"]))
+        for doc in dataset_docs
+        for v in doc["versions"]
+    }
+    file_digests = {f[3] for m in manifests.values() for f in m["files"]}
+    fetched += _transfer(
+        sorted(d for d in file_digests if not objects.has(d)), fetch, "data objects", progress
+    )
+    records = workspace.data().records
+    conflicts: list[str] = []
+    for doc in dataset_docs:
+        for v in doc["versions"]:
+            manifest = manifests[v["manifest"]]
+            files = [
+                FileEntry(path=p, size=s, mode=m, digest=d) for p, s, m, d in manifest["files"]
+            ]
+            outcome = records.import_version(
+                name=doc["name"],
+                number=v["number"],
+                manifest_digest=v["manifest"],
+                created_at=v["created_at"],
+                message=v["message"],
+                source_path=v["source_path"],
+                kind=v["kind"],
+                files=files,
+                tags=v["tags"],
+            )
+            if outcome == "conflict":
+                conflicts.append(f"{doc['name']}@v{v['number']} differs here and on the remote")
+    for doc in run_docs:
+        workspace.meta.import_run(doc)
+        for link in doc.get("datasets", []):
+            try:
+                version = records.resolve(f"{link['dataset']}@v{link['version']}")
+            except LookupError:
+                continue
+            records.link_run(doc["id"], version.id, link["role"])
+    return SyncReport(
+        objects_sent=fetched,
+        objects_present=len(needed) - fetched,
+        runs=len(run_docs),
+        datasets=len(dataset_docs),
+        conflicts=conflicts,
+    )

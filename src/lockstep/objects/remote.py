@@ -1,0 +1,152 @@
+"""Remotes: where objects and metadata documents go to be shared.
+
+Two kinds behind one small interface: a plain directory (a mounted share, a
+USB disk) and S3 or any S3-compatible server (boto3; credentials come from the
+standard AWS variables or files and are never written to the store). Objects
+keep the local layout, ``objects/blake3/ab/cdef...``; metadata documents live
+under ``meta/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+from lockstep.errors import UsageError
+
+_OBJECTS = "objects/blake3"
+
+
+class Remote(Protocol):
+    url: str
+
+    def list_objects(self) -> set[str]: ...
+    def upload(self, digest: str, source: Path) -> None: ...
+    def download(self, digest: str, target: Path) -> None: ...
+    def list_meta(self, prefix: str) -> list[str]: ...
+    def read_meta(self, name: str) -> bytes: ...
+    def write_meta(self, name: str, data: bytes) -> None: ...
+
+
+def _object_key(digest: str) -> str:
+    return f"{_OBJECTS}/{digest[:2]}/{digest[2:]}"
+
+
+def _atomic_write(target: Path, write: Any) -> None:
+    """Write through a temporary file in target's directory, then rename into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+    os.close(fd)
+    try:
+        write(name)
+        os.replace(name, target)
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+class DirectoryRemote:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.root = Path(url.removeprefix("file://")).expanduser()
+
+    def list_objects(self) -> set[str]:
+        base = self.root / _OBJECTS
+        if not base.is_dir():
+            return set()
+        return {
+            prefix.name + entry.name
+            for prefix in base.iterdir()
+            if prefix.is_dir()
+            for entry in prefix.iterdir()
+            if not entry.name.startswith(".")
+        }
+
+    def upload(self, digest: str, source: Path) -> None:
+        _atomic_write(self.root / _object_key(digest), lambda tmp: shutil.copyfile(source, tmp))
+
+    def download(self, digest: str, target: Path) -> None:
+        source = self.root / _object_key(digest)
+        if not source.is_file():
+            from lockstep.errors import ObjectMissing
+
+            raise ObjectMissing(digest, what=f"object on remote {self.url}")
+        _atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
+
+    def list_meta(self, prefix: str) -> list[str]:
+        base = self.root / "meta" / prefix
+        if not base.is_dir():
+            return []
+        return sorted(f"{prefix}/{p.name}" for p in base.iterdir() if p.suffix == ".json")
+
+    def read_meta(self, name: str) -> bytes:
+        return (self.root / "meta" / name).read_bytes()
+
+    def write_meta(self, name: str, data: bytes) -> None:
+        _atomic_write(self.root / "meta" / name, lambda tmp: Path(tmp).write_bytes(data))
+
+
+class S3Remote:
+    def __init__(self, url: str, endpoint_url: str | None) -> None:
+        self.url = url
+        bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise UsageError(f"remote URL {url!r} names no bucket; use s3://bucket/prefix")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        try:
+            import boto3
+            from botocore.config import Config
+        except ModuleNotFoundError:
+            raise UsageError("S3 remotes need boto3: pip install 'lockstep[s3]'") from None
+        # One client shared by the transfer threads (boto3 clients are thread-safe).
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            config=Config(max_pool_connections=32, retries={"max_attempts": 5, "mode": "standard"}),
+        )
+
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def _list(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        start = len(self._key(""))
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            keys.extend(item["Key"][start:] for item in page.get("Contents", []))
+        return keys
+
+    def list_objects(self) -> set[str]:
+        return {key[len(_OBJECTS) + 1 :].replace("/", "") for key in self._list(_OBJECTS + "/")}
+
+    def upload(self, digest: str, source: Path) -> None:
+        self.client.upload_file(str(source), self.bucket, self._key(_object_key(digest)))
+
+    def download(self, digest: str, target: Path) -> None:
+        def fetch(tmp: str) -> None:
+            self.client.download_file(self.bucket, self._key(_object_key(digest)), tmp)
+
+        _atomic_write(target, fetch)
+
+    def list_meta(self, prefix: str) -> list[str]:
+        return sorted(
+            k.removeprefix("meta/") for k in self._list(f"meta/{prefix}/") if k.endswith(".json")
+        )
+
+    def read_meta(self, name: str) -> bytes:
+        response = self.client.get_object(Bucket=self.bucket, Key=self._key(f"meta/{name}"))
+        return bytes(response["Body"].read())
+
+    def write_meta(self, name: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(f"meta/{name}"), Body=data)
+
+
+def open_remote(url: str, endpoint_url: str | None = None) -> Remote:
+    if url.startswith("s3://"):
+        return S3Remote(url, endpoint_url)
+    if "://" in url and not url.startswith("file://"):
+        raise UsageError(f"unsupported remote URL {url!r}; use s3://bucket/prefix or a directory")
+    return DirectoryRemote(url)
