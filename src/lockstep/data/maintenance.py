@@ -70,10 +70,12 @@ def gc(workspace: Workspace, *, dry_run: bool) -> GcReport:
         removed.append(digest)
         if not dry_run:
             path.unlink()
-    tmp = objects.root / "tmp"
-    if not dry_run and tmp.is_dir():
+    if not dry_run:
         now = time.time()
-        for leftover in tmp.iterdir():
-            if now - leftover.stat().st_mtime > _STALE_TMP_SECONDS:
-                leftover.unlink(missing_ok=True)
+        for leftover in objects.partial_writes():
+            try:
+                if now - leftover.stat().st_mtime > _STALE_TMP_SECONDS:
+                    leftover.unlink(missing_ok=True)
+            except FileNotFoundError:
+                continue
     return GcReport(kept=kept, removed=removed, freed_bytes=freed, dry_run=dry_run)

@@ -74,19 +74,25 @@ class LocalObjectStore:
                 self._commit(handle, tmp_path, digest)
         return StoredObject(digest=digest, size=size)
 
+    def prepare(self) -> None:
+        """Create the 256 fan-out directories once, before a batch of writes."""
+        if not (self._base / "ff").is_dir():
+            for index in range(256):
+                (self._base / f"{index:02x}").mkdir(parents=True, exist_ok=True)
+
     def put_small(self, data: bytes, digest: str) -> bool:
         """Store bytes already hashed, without an fsync (call ``sync`` after a batch).
 
-        For adding thousands of small files: one exclusive create, one write, one
-        rename; durability for the whole batch comes from one ``sync`` before the
-        metadata that names these objects is committed. Returns whether it was new.
+        For adding thousands of small files: one exclusive create of a hidden
+        temporary name in the object's own directory, one write, one rename.
+        (A shared temporary directory serialises concurrent writers on its lock.)
+        Durability for the whole batch comes from one ``sync`` before the
+        metadata naming these objects is committed. Returns whether it was new.
         """
         target = self.path(digest)
-        if target.exists():
+        if os.path.exists(target):
             return False
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._tmp / f"{digest}.{os.getpid()}.{id(data):x}.part"
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        tmp = f"{target.parent}/.{digest[2:12]}.{os.urandom(4).hex()}.part"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _READ_ONLY)
             try:
@@ -97,10 +103,18 @@ class LocalObjectStore:
                 os.close(fd)
             os.replace(tmp, target)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
             _raise_space(exc, self.root)
             raise
         return True
+
+    def partial_writes(self) -> list[Path]:
+        """Temporary files left by interrupted writes (never visible as objects)."""
+        found = [p for p in self._tmp.iterdir()] if self._tmp.is_dir() else []
+        if self._base.is_dir():
+            found += [p for d in self._base.iterdir() if d.is_dir() for p in d.glob(".*.part")]
+        return found
 
     def put_fetched(self, digest: str, fetch: Callable[[str], None]) -> None:
         """Store an object fetched from elsewhere: fetch(tmp_path) writes it, lockstep checks
@@ -135,11 +149,8 @@ class LocalObjectStore:
         (an in-place edit fails instead of corrupting the store); copy is a copy.
         """
         source = self.path(digest)
-        if not source.is_file():
-            raise ObjectMissing(digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists() or target.is_symlink():
-            target.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(target)
         for strategy in strategies:
             try:
                 if strategy == "reflink":
@@ -155,6 +166,8 @@ class LocalObjectStore:
                     )
                 return strategy
             except OSError as exc:
+                if not source.is_file():
+                    raise ObjectMissing(digest) from None
                 if strategy == "copy":
                     _raise_space(exc, target.parent)
                     raise
@@ -177,7 +190,8 @@ class LocalObjectStore:
         for prefix in sorted(self._base.iterdir()):
             if prefix.is_dir() and len(prefix.name) == 2:
                 for entry in sorted(prefix.iterdir()):
-                    yield prefix.name + entry.name
+                    if not entry.name.startswith("."):  # in-progress writes are hidden
+                        yield prefix.name + entry.name
 
     @contextlib.contextmanager
     def _temporary(self) -> Iterator[tuple[BinaryIO, Path]]:
