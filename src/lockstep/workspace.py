@@ -103,13 +103,15 @@ class Workspace:
         from lockstep.meta.datasets import DatasetRecords
         from lockstep.objects.statcache import StatCache
 
-        workers = self.settings.config.get("data", {}).get("workers")
+        config = self.settings.config.get("data", {})
+        workers = config.get("workers")
         return DataWorkspace(
             self.objects,
             DatasetRecords(self.meta.engine),
             StatCache(self.store_dir / "cache" / "stat.db"),
             self.project_root,
             workers=int(workers) if workers else None,
+            durable=bool(config.get("fsync", True)),
         )
 
     def link_strategies(self) -> tuple[str, ...]:

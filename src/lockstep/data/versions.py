@@ -91,6 +91,7 @@ class DataWorkspace:
         cache: StatCache,
         project_root: Path,
         workers: int | None = None,
+        durable: bool = True,
     ) -> None:
         self.objects = objects
         self.records = records
@@ -100,6 +101,9 @@ class DataWorkspace:
         # time of storing 20,000 small files through kernel lock contention. Faster
         # filesystems gain from more: `[data] workers = N` in config.toml.
         self.workers = workers or 1
+        # Durable: objects reach the disk before the version naming them is recorded.
+        # `[data] fsync = false` trades that for speed (as DVC does), not atomicity.
+        self.durable = durable
 
     # hashing -----------------------------------------------------------------
 
@@ -108,10 +112,11 @@ class DataWorkspace:
             from lockstep.objects.hashing import hash_file
 
             digest, _ = hash_file(item.absolute)
-            if self.objects.has(digest):
-                return item, digest, False
-            stored = self.objects.put_file(item.absolute)
-            return item, stored.digest, True
+            return (
+                item,
+                digest,
+                self.objects.put_hashed_file(item.absolute, digest, durable=self.durable),
+            )
         from blake3 import blake3
 
         with open(item.absolute, "rb") as handle:
@@ -141,7 +146,8 @@ class DataWorkspace:
                 # Large files one at a time: BLAKE3 already hashes each on every core.
                 results = self._chunked(self._store_one, small)
                 results += [self._store_one(i) for i in todo if i.key[2] >= _LARGE]
-                self.objects.sync()
+                if self.durable:
+                    self.objects.sync()
             else:
                 from lockstep.objects.hashing import hash_file
 

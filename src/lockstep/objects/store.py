@@ -109,6 +109,41 @@ class LocalObjectStore:
             raise
         return True
 
+    def put_hashed_file(self, source: str, digest: str, *, durable: bool) -> bool:
+        """Store a file already hashed, copied by the kernel (no second pass in Python).
+
+        The file's size and modification time must be the same after the copy as
+        when it was hashed; otherwise it changed underneath and is refused rather
+        than stored under a name that does not match its bytes.
+        """
+        target = self.path(digest)
+        if os.path.exists(target):
+            return False
+        before = os.stat(source)
+        tmp = f"{target.parent}/.{digest[2:12]}.{os.urandom(4).hex()}.part"
+        try:
+            shutil.copyfile(source, tmp)
+            after = os.stat(source)
+            if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+                raise StoreError(f"{source} changed while it was being stored; add it again")
+            os.chmod(tmp, _READ_ONLY)
+            if durable:
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            os.replace(tmp, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            _raise_space(exc, self.root)
+            raise
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        return True
+
     def partial_writes(self) -> list[Path]:
         """Temporary files left by interrupted writes (never visible as objects)."""
         found = [p for p in self._tmp.iterdir()] if self._tmp.is_dir() else []
