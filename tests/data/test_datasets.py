@@ -250,7 +250,10 @@ def test_full_disk_gives_a_clear_error_and_keeps_nothing_partial(project: Path) 
     )
     assert result.returncode == 1
     assert "no space left" in result.stderr and "Traceback" not in result.stderr
-    leftovers = [p for p in (project / ".lockstep" / "objects").rglob("*") if p.is_file()
-                 and (p.name.endswith(".part") or p.parent.name == "tmp")]
+    leftovers = [
+        p
+        for p in (project / ".lockstep" / "objects").rglob("*")
+        if p.is_file() and (p.name.endswith(".part") or p.parent.name == "tmp")
+    ]
     assert leftovers == []
     assert lockstep(project, "fsck").returncode == 0

@@ -38,21 +38,24 @@ def test_store_from_a_newer_lockstep_is_refused_with_its_version(tmp_path: Path)
 
 
 def test_old_store_is_never_migrated_silently(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
     url = f"sqlite:///{tmp_path / 'm.db'}"
     engine = create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(migrate._MIGRATIONS))
     with engine.begin() as connection:
-        connection.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32))")
-        connection.exec_driver_sql("INSERT INTO alembic_version VALUES ('0000')")
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")  # a store from the first release
     engine.dispose()
-    # '0000' is not a known revision of this lockstep, so it counts as newer; pretend an
-    # older known revision by extending the known list for this test.
-    original = schema.SCHEMA_REVISIONS
-    try:
-        schema.SCHEMA_REVISIONS = ("0000", *original)  # type: ignore[misc]
-        with pytest.raises(StoreNeedsMigration, match="lockstep migrate"):
-            MetaStore.open(url)
-    finally:
-        schema.SCHEMA_REVISIONS = original  # type: ignore[misc]
+    with pytest.raises(StoreNeedsMigration, match="lockstep migrate"):
+        MetaStore.open(url)
+    engine = create_engine(url)
+    assert migrate.current_revision(engine) == "0001"  # untouched by the refused open
+    assert migrate.upgrade(engine) == ("0001", schema.SCHEMA_HEAD)
+    engine.dispose()
+    MetaStore.open(url).close()
 
 
 def test_foreign_database_is_refused(tmp_path: Path) -> None:

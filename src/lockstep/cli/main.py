@@ -44,6 +44,22 @@ class Context:
 
 pass_context = click.make_pass_decorator(Context)
 
+output_option = click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of standard output.",
+)
+
+
+def emit(text: str, output: Path | None) -> None:
+    """A document to standard output, or to a file (saying where)."""
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
@@ -448,7 +464,7 @@ def diff_command(obj: Context, run_a: str, run_b: str, as_json: bool) -> None:
     """Show how two runs differ: params, code, data, environment, hardware, seeds, results."""
     from lockstep.cli import render_reproduce
     from lockstep.reproduce.diff import diff_runs
-    from lockstep.tracking.history import MetricHistory
+    from lockstep.tracking.history import history_reader
 
     workspace = obj.workspace()
     meta = workspace.meta
@@ -457,7 +473,7 @@ def diff_command(obj: Context, run_a: str, run_b: str, as_json: bool) -> None:
         a,
         b,
         objects=workspace.objects,
-        history=lambda run_id, key: MetricHistory.from_chunks(key, meta.metric_chunks(run_id, key)),
+        history=history_reader(meta),
     )
     if as_json:
         render.print_json(differences)
@@ -512,12 +528,7 @@ def explain(
     show_default=True,
     help="Markdown or a standalone HTML page.",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to this file instead of standard output.",
-)
+@output_option
 @pass_context
 def report(obj: Context, run: str, fmt: str, output: Path | None) -> None:
     """A self-contained reproducibility report of RUN."""
@@ -525,12 +536,7 @@ def report(obj: Context, run: str, fmt: str, output: Path | None) -> None:
 
     meta = obj.workspace().meta
     record = meta.get_run(meta.resolve(run))
-    text = markdown(record) if fmt == "md" else html_report(record)
-    if output is None:
-        click.echo(text)
-    else:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}", err=True)
+    emit(markdown(record) if fmt == "md" else html_report(record), output)
 
 
 @cli.group()
@@ -548,12 +554,7 @@ def env() -> None:
     show_default=True,
     help="What to write.",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to this file instead of standard output.",
-)
+@output_option
 @pass_context
 def env_export(obj: Context, run: str, fmt: str, output: Path | None) -> None:
     """Export RUN's environment as pinned requirements or a Dockerfile that rebuilds it."""
@@ -561,12 +562,7 @@ def env_export(obj: Context, run: str, fmt: str, output: Path | None) -> None:
 
     meta = obj.workspace().meta
     record = meta.get_run(meta.resolve(run))
-    text = requirements_txt(record) if fmt == "requirements" else dockerfile(record)
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}", err=True)
+    emit(requirements_txt(record) if fmt == "requirements" else dockerfile(record), output)
 
 
 @cli.command()

@@ -123,3 +123,19 @@ def _json_number(value: float) -> float | str:
     if math.isfinite(value):
         return value
     return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def digests_named_in(value: Any) -> set[str]:
+    """Every ``"digest"`` value anywhere in a JSON value (the objects a record needs)."""
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            digest = item.get("digest")
+            if isinstance(digest, str):
+                found.add(digest)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found

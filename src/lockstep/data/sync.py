@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lockstep.core.canonical import canonical_json
+from lockstep.core.records import digests_named_in
 from lockstep.meta.datasets import FileEntry
 from lockstep.objects.remote import Remote
 from lockstep.workspace import Workspace
@@ -128,26 +129,13 @@ def fetch_missing(workspace: Workspace, digests: Iterable[str]) -> list[str]:
     return [d for d in missing if not objects.has(d)]
 
 
-def _digests_in(value: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(value, dict):
-        if isinstance(value.get("digest"), str):
-            found.add(value["digest"])
-        for item in value.values():
-            found |= _digests_in(item)
-    elif isinstance(value, list):
-        for item in value:
-            found |= _digests_in(item)
-    return found
-
-
 def pull(workspace: Workspace, remote: Remote, progress: Progress = _no_progress) -> SyncReport:
     objects = workspace.objects
     dataset_docs = [json.loads(remote.read_meta(n)) for n in remote.list_meta("datasets")]
     run_docs = [json.loads(remote.read_meta(n)) for n in remote.list_meta("runs")]
     needed = {v["manifest"] for doc in dataset_docs for v in doc["versions"]}
     for doc in run_docs:
-        needed |= _digests_in(doc["sections"]) | {a["digest"] for a in doc["artifacts"]}
+        needed |= digests_named_in(doc["sections"]) | {a["digest"] for a in doc["artifacts"]}
 
     def fetch(digest: str) -> None:
         objects.put_fetched(digest, lambda tmp: remote.download(digest, Path(tmp)))

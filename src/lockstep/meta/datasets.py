@@ -58,6 +58,50 @@ class DatasetVersion:
         }
 
 
+def _insert_version(
+    connection: sa.Connection,
+    *,
+    dataset_id: int,
+    number: int,
+    manifest_digest: str,
+    created_at: float,
+    message: str,
+    source_path: str,
+    kind: str,
+    files: Sequence[FileEntry],
+) -> int:
+    """Insert a version row and its file rows; returns the version's id."""
+    result = connection.execute(
+        schema.dataset_versions.insert().values(
+            dataset_id=dataset_id,
+            number=number,
+            manifest_digest=manifest_digest,
+            created_at=created_at,
+            message=message,
+            size=sum(f.size for f in files),
+            file_count=len(files),
+            source_path=source_path,
+            kind=kind,
+        )
+    )
+    version_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+    if files:
+        connection.execute(
+            schema.dataset_files.insert(),
+            [
+                {
+                    "version_id": version_id,
+                    "path": f.path,
+                    "digest": f.digest,
+                    "size": f.size,
+                    "mode": f.mode,
+                }
+                for f in files
+            ],
+        )
+    return version_id
+
+
 class DatasetRecords:
     """All dataset SQL, on the metadata store's engine."""
 
@@ -84,34 +128,17 @@ class DatasetRecords:
                 sa.select(sa.func.max(v.c.number)).where(v.c.dataset_id == dataset_id)
             ).scalar()
             number = int(latest or 0) + 1
-            result = connection.execute(
-                v.insert().values(
-                    dataset_id=dataset_id,
-                    number=number,
-                    manifest_digest=manifest_digest,
-                    created_at=now,
-                    message=message,
-                    size=sum(f.size for f in files),
-                    file_count=len(files),
-                    source_path=source_path,
-                    kind=kind,
-                )
+            version_id = _insert_version(
+                connection,
+                dataset_id=dataset_id,
+                number=number,
+                manifest_digest=manifest_digest,
+                created_at=now,
+                message=message,
+                source_path=source_path,
+                kind=kind,
+                files=files,
             )
-            version_id = result.inserted_primary_key[0]  # type: ignore[index]
-            if files:
-                connection.execute(
-                    schema.dataset_files.insert(),
-                    [
-                        {
-                            "version_id": version_id,
-                            "path": f.path,
-                            "digest": f.digest,
-                            "size": f.size,
-                            "mode": f.mode,
-                        }
-                        for f in files
-                    ],
-                )
         return self.version_by_id(int(version_id))
 
     def import_version(
@@ -139,34 +166,17 @@ class DatasetRecords:
             ).first()
             if here is not None:
                 return "exists" if here[0] == manifest_digest else "conflict"
-            result = connection.execute(
-                v.insert().values(
-                    dataset_id=dataset_id,
-                    number=number,
-                    manifest_digest=manifest_digest,
-                    created_at=created_at,
-                    message=message,
-                    size=sum(f.size for f in files),
-                    file_count=len(files),
-                    source_path=source_path,
-                    kind=kind,
-                )
+            version_id = _insert_version(
+                connection,
+                dataset_id=dataset_id,
+                number=number,
+                manifest_digest=manifest_digest,
+                created_at=created_at,
+                message=message,
+                source_path=source_path,
+                kind=kind,
+                files=files,
             )
-            version_id = result.inserted_primary_key[0]  # type: ignore[index]
-            if files:
-                connection.execute(
-                    schema.dataset_files.insert(),
-                    [
-                        {
-                            "version_id": version_id,
-                            "path": f.path,
-                            "digest": f.digest,
-                            "size": f.size,
-                            "mode": f.mode,
-                        }
-                        for f in files
-                    ],
-                )
             for tag in tags:
                 upsert(
                     connection,

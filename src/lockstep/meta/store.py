@@ -228,25 +228,15 @@ class MetaStore:
     def referenced_digests(self) -> set[str]:
         """Every object a run needs: artifacts, inputs, outputs, and the digests its
         sections name (code files, the diff, logs, lock files)."""
+        from lockstep.core.records import digests_named_in
+
         found: set[str] = set()
-
-        def walk(value: Any) -> None:
-            if isinstance(value, dict):
-                digest = value.get("digest")
-                if isinstance(digest, str):
-                    found.add(digest)
-                for item in value.values():
-                    walk(item)
-            elif isinstance(value, list):
-                for item in value:
-                    walk(item)
-
         with read_transaction(self.engine) as connection:
             found.update(
                 r[0] for r in connection.execute(sa.select(schema.artifacts.c.digest).distinct())
             )
             for row in connection.execute(sa.select(schema.run_sections.c.value_json)):
-                walk(json.loads(row[0]))
+                found |= digests_named_in(json.loads(row[0]))
         return found
 
     def export_run(self, run_id: str) -> dict[str, Any]:

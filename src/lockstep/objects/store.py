@@ -89,11 +89,9 @@ class LocalObjectStore:
         Durability for the whole batch comes from one ``sync`` before the
         metadata naming these objects is committed. Returns whether it was new.
         """
-        target = self.path(digest)
-        if os.path.exists(target):
+        if os.path.exists(self.path(digest)):
             return False
-        tmp = f"{target.parent}/.{digest[2:12]}.{os.urandom(4).hex()}.part"
-        try:
+        with self._beside(digest) as tmp:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _READ_ONLY)
             try:
                 view = memoryview(data)
@@ -101,12 +99,6 @@ class LocalObjectStore:
                     view = view[os.write(fd, view) :]
             finally:
                 os.close(fd)
-            os.replace(tmp, target)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            _raise_space(exc, self.root)
-            raise
         return True
 
     def put_hashed_file(self, source: str, digest: str, *, durable: bool) -> bool:
@@ -120,8 +112,7 @@ class LocalObjectStore:
         if os.path.exists(target):
             return False
         before = os.stat(source)
-        tmp = f"{target.parent}/.{digest[2:12]}.{os.urandom(4).hex()}.part"
-        try:
+        with self._beside(digest) as tmp:
             shutil.copyfile(source, tmp)
             after = os.stat(source)
             if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
@@ -133,16 +124,23 @@ class LocalObjectStore:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
+        return True
+
+    @contextlib.contextmanager
+    def _beside(self, digest: str) -> Iterator[str]:
+        """A hidden temporary name in the object's own directory, renamed into place when
+        the block succeeds and removed when it does not."""
+        target = self.path(digest)
+        tmp = f"{target.parent}/.{digest[2:12]}.{os.urandom(4).hex()}.part"
+        try:
+            yield tmp
             os.replace(tmp, target)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
             _raise_space(exc, self.root)
             raise
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-        return True
 
     def partial_writes(self) -> list[Path]:
         """Temporary files left by interrupted writes (never visible as objects)."""

@@ -19,7 +19,7 @@ from lockstep.reproduce.diff import diff_runs
 from lockstep.reproduce.recipe import Recipe
 from lockstep.reproduce.rerun import RerunOptions, run_recipe
 from lockstep.reproduce.verify import compare
-from lockstep.tracking.history import MetricHistory
+from lockstep.tracking.history import history_reader
 from lockstep.workspace import Workspace
 
 
@@ -118,7 +118,7 @@ def explain(
         a,
         b,
         objects=workspace.objects,
-        history=lambda run_id, key: MetricHistory.from_chunks(key, meta.metric_chunks(run_id, key)),
+        history=history_reader(meta),
     )
     not_swappable = [
         f"{dimension} differ and cannot be swapped here"

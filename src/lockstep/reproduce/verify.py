@@ -14,7 +14,7 @@ from lockstep.errors import UsageError
 from lockstep.reproduce.compare import Comparison, Tolerance, compare_runs, tolerance_from_pyproject
 from lockstep.reproduce.recipe import Recipe
 from lockstep.reproduce.rerun import RerunOptions, rerun, run_recipe
-from lockstep.tracking.history import MetricHistory
+from lockstep.tracking.history import history_reader
 from lockstep.workspace import Workspace
 
 MAX_HISTORY = 50
@@ -58,7 +58,7 @@ def compare(workspace: Workspace, a: RunRecord, b: RunRecord, tolerance: Toleran
     return compare_runs(
         a,
         b,
-        history=lambda run_id, key: MetricHistory.from_chunks(key, meta.metric_chunks(run_id, key)),
+        history=history_reader(meta),
         read_object=workspace.objects.read_bytes,
         tolerance=tolerance,
     )

@@ -48,3 +48,12 @@ class MetricHistory:
             "values": [v if math.isfinite(v) else str(v) for v in self.values.tolist()],
             "times": self.times.tolist(),
         }
+
+
+def history_reader(meta: Any) -> Any:
+    """``(run_id, key) -> MetricHistory`` over a metadata store, for comparisons."""
+
+    def read(run_id: str, key: str) -> MetricHistory:
+        return MetricHistory.from_chunks(key, meta.metric_chunks(run_id, key))
+
+    return read
