@@ -459,9 +459,16 @@ def verify(
 @click.argument("run_a")
 @click.argument("run_b")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one key per dimension).")
+@click.option(
+    "--tensors",
+    is_flag=True,
+    help="Compare the runs' tensor fingerprints (runs recorded by `lockstep audit`).",
+)
 @pass_context
-def diff_command(obj: Context, run_a: str, run_b: str, as_json: bool) -> None:
+def diff_command(obj: Context, run_a: str, run_b: str, as_json: bool, tensors: bool) -> int:
     """Show how two runs differ: params, code, data, environment, hardware, seeds, results."""
+    if tensors:
+        return _diff_tensors(obj, run_a, run_b, as_json)
     from lockstep.cli import render_reproduce
     from lockstep.reproduce.diff import diff_runs
     from lockstep.tracking.history import history_reader
@@ -479,6 +486,29 @@ def diff_command(obj: Context, run_a: str, run_b: str, as_json: bool) -> None:
         render.print_json(differences)
     else:
         render_reproduce.run_diff((a.name, b.name), differences)
+    return 0
+
+
+def _diff_tensors(obj: Context, run_a: str, run_b: str, as_json: bool) -> int:
+    from lockstep.cli import render_reproduce
+    from lockstep.determinism.divergence import first_divergence
+
+    meta = obj.workspace().meta
+    a, b = meta.get_run(meta.resolve(run_a)), meta.get_run(meta.resolve(run_b))
+    first, second = (r.sections.get("tensor_fingerprints") for r in (a, b))
+    if not first or not second:
+        raise UsageError("both runs need tensor fingerprints; record them with `lockstep audit`")
+    divergence = first_divergence(first, second, a.sections.get("determinism"))
+    if as_json:
+        render.print_json(
+            {
+                "diverged": divergence is not None,
+                "divergence": divergence.to_json() if divergence else None,
+            }
+        )
+    else:
+        render_reproduce.divergence(divergence, len(first["steps"]))
+    return 1 if divergence else 0
 
 
 @cli.command()
@@ -516,6 +546,76 @@ def explain(
         render.print_json(result.to_json())
     else:
         render_reproduce.explanation(result, (a.name, b.name))
+
+
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Watch this many optimizer steps.",
+)
+@click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Record every K-th step only (cheaper on long runs).",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="cpu hides GPUs from the command.",
+)
+@click.option("--deterministic", is_flag=True, help="Turn on framework determinism too.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@pass_context
+def audit(
+    obj: Context,
+    steps: int,
+    every: int,
+    device: str,
+    deterministic: bool,
+    as_json: bool,
+    command: tuple[str, ...],
+) -> int:
+    """Run COMMAND twice with the same seed; name the first tensor where they diverge.
+
+    Exits 1 when they diverge, 0 when every watched step matches bit for bit.
+    """
+    import os
+
+    from lockstep.cli import render_reproduce
+    from lockstep.determinism.audit import audit as run_audit
+
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise UsageError(
+            "give the command to audit after --, e.g. lockstep audit -- python train.py"
+        )
+    result = run_audit(
+        obj.settings,
+        command,
+        steps=steps,
+        every=every,
+        device=device,
+        deterministic=deterministic,
+        environ=os.environ,
+        stdout=sys.stderr.buffer,
+        stderr=sys.stderr.buffer,
+    )
+    if as_json:
+        render.print_json(result.to_json())
+    else:
+        render_reproduce.divergence(result.divergence, result.steps_watched)
+    return 1 if result.divergence else 0
 
 
 @cli.command()

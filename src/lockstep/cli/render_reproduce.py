@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from lockstep.cli.render import console, number
 
 if TYPE_CHECKING:
+    from lockstep.determinism.divergence import Divergence
     from lockstep.reproduce.explain import Explanation
     from lockstep.reproduce.verify import Verification
 
@@ -149,3 +150,18 @@ def explanation(result: Explanation, names: tuple[str, str]) -> None:
     for note in result.not_swappable:
         out.print(f"[yellow]{note}[/]")
     out.print(f"[bold]{result.conclusion}[/]")
+
+
+def divergence(found: Divergence | None, steps: int) -> None:
+    out = console()
+    if found is None:
+        out.print(f"[bold green]no divergence[/]: {steps} watched steps match bit for bit")
+        return
+    where = "starts here" if found.origin else "inherited from unwatched code"
+    out.print(
+        f"[bold red]diverged[/] at step {found.step}, phase {found.phase}: "
+        f"[bold]{found.name}[/] ({where})"
+    )
+    out.print(found.detail)
+    for cause in found.causes:
+        out.print(f"  - {cause}")

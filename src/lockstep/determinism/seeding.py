@@ -24,6 +24,9 @@ FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")
 # cuBLAS needs this before CUDA starts to make its reductions deterministic.
 CUBLAS_DETERMINISTIC = ":4096:8"
 JAX_NOTE = "explicit keys: JAX has no global generator; derive keys from the run seed"
+# More work to do right after a framework is imported and seeded (the bootstrap's
+# tensor watch, for one): name -> callables taking the module.
+AFTER_IMPORT: dict[str, list[Any]] = {}
 
 
 def seed_framework(name: str, module: ModuleType, seed: int, deterministic: bool) -> Any:
@@ -100,6 +103,11 @@ class SeedOnImport:
                 )
             except Exception as exc:  # never break the program's import
                 self.results[fullname] = f"unavailable: {type(exc).__name__}: {exc}"
+            for callback in AFTER_IMPORT.get(fullname, []):
+                try:
+                    callback(module)
+                except Exception as exc:
+                    self.results[f"{fullname}.watch"] = f"unavailable: {type(exc).__name__}: {exc}"
 
         spec.loader = _Loader(spec.loader, seed)  # type: ignore[assignment]  # duck-typed
         return spec

@@ -216,6 +216,18 @@ def _read_reports(capture_dir: Path) -> list[dict[str, Any]]:
     return reports
 
 
+def _read_fingerprints(capture_dir: Path, main: dict[str, Any] | None) -> Any:
+    """The tensor fingerprints of `lockstep audit` (the main Python process's, if several)."""
+    found = sorted(capture_dir.glob("fingerprints-*.json"))
+    if main is not None:
+        mine = capture_dir / f"fingerprints-{main['pid']}.json"
+        found = [mine] if mine.exists() else found
+    for path in found:
+        with contextlib.suppress(OSError, ValueError):
+            return json.loads(path.read_text(encoding="utf-8"))
+    return None
+
+
 def _status_of(wait_status: int, seen_signals: list[int]) -> tuple[int, RunStatus]:
     code = os.waitstatus_to_exitcode(wait_status)
     if code < 0:
@@ -515,6 +527,7 @@ def _record(
         link_files(workspace, run.id, {a.path: (a.digest, a.kind) for a in (*inputs, *outputs)})
 
     errors = [f"pid {r['pid']}: {e}" for r in reports for e in r.get("errors", [])]
+    fingerprints = _read_fingerprints(capture_dir, main)
     workspace.meta.set_sections(
         run.id,
         {
@@ -530,6 +543,7 @@ def _record(
             "environment": environment,
             "hardware": hardware,
             **({"capture_errors": errors} if errors else {}),
+            **({"tensor_fingerprints": fingerprints} if fingerprints else {}),
         },
     )
     error = None

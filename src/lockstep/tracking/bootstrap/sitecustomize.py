@@ -68,6 +68,21 @@ def _lockstep_bootstrap() -> None:
         errors.append(f"seeding: {type(exc).__name__}: {exc}")
     report["seeds"] = seeds
 
+    watch_steps = os.environ.get("LOCKSTEP_WATCH_STEPS")
+    if watch_steps and seeding is not None:
+        # `lockstep audit`: fingerprint tensors once torch is imported (lockstep must be
+        # importable here; the report says so if it is not).
+        def start_watch(_torch: object) -> None:
+            from lockstep.determinism.watch import install_global
+
+            install_global(
+                int(watch_steps),
+                int(os.environ.get("LOCKSTEP_WATCH_EVERY", "1")),
+                os.path.join(capture_dir, f"fingerprints-{os.getpid()}.json"),
+            )
+
+        seeding.AFTER_IMPORT.setdefault("torch", []).append(start_watch)
+
     recorder = None
     try:
         iohook = load("capture/iohook.py", "_lockstep_iohook")
