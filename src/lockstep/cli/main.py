@@ -13,6 +13,7 @@ from lockstep.cli import render
 from lockstep.errors import UsageError
 
 if TYPE_CHECKING:
+    from lockstep.core.records import RunRecord
     from lockstep.workspace import Workspace
 
 EXIT_FAILURE = 1
@@ -28,6 +29,11 @@ class Context:
         self.debug = debug
         self.settings = Settings.from_env()
         self._workspace: Workspace | None = None
+
+    def record(self, ref: str) -> RunRecord:
+        """The stored run a reference names (id, prefix, name or `last`)."""
+        meta = self.workspace().meta
+        return meta.get_run(meta.resolve(ref))
 
     def workspace(self, *, create: bool = False) -> Workspace:
         """The store, opened once (created first when create), with dead runs reaped."""
@@ -164,8 +170,7 @@ def show(obj: Context, run: str, as_json: bool) -> None:
     """Show everything recorded about RUN."""
     from lockstep.cli import render
 
-    meta = obj.workspace().meta
-    record = meta.get_run(meta.resolve(run))
+    record = obj.record(run)
     if as_json:
         render.print_json(record.to_json())
     else:
@@ -432,9 +437,8 @@ def verify(
     from lockstep.reproduce.verify import verify as verify_run
 
     workspace = obj.workspace()
-    meta = workspace.meta
-    record = meta.get_run(meta.resolve(run))
-    other = meta.get_run(meta.resolve(against)) if against else None
+    record = obj.record(run)
+    other = obj.record(against) if against else None
     tolerance = load_tolerance(workspace.project_root, rtol, atol, _tolerances(tols))
     # With --json, the rerun's own output goes to stderr so stdout stays one JSON document.
     result = verify_run(
@@ -475,7 +479,7 @@ def diff_command(obj: Context, run_a: str, run_b: str, as_json: bool, tensors: b
 
     workspace = obj.workspace()
     meta = workspace.meta
-    a, b = meta.get_run(meta.resolve(run_a)), meta.get_run(meta.resolve(run_b))
+    a, b = obj.record(run_a), obj.record(run_b)
     differences = diff_runs(
         a,
         b,
@@ -493,8 +497,7 @@ def _diff_tensors(obj: Context, run_a: str, run_b: str, as_json: bool) -> int:
     from lockstep.cli import render_reproduce
     from lockstep.determinism.divergence import first_divergence
 
-    meta = obj.workspace().meta
-    a, b = meta.get_run(meta.resolve(run_a)), meta.get_run(meta.resolve(run_b))
+    a, b = obj.record(run_a), obj.record(run_b)
     first, second = (r.sections.get("tensor_fingerprints") for r in (a, b))
     if not first or not second:
         raise UsageError("both runs need tensor fingerprints; record them with `lockstep audit`")
@@ -529,8 +532,7 @@ def explain(
     from lockstep.reproduce.verify import load_tolerance
 
     workspace = obj.workspace()
-    meta = workspace.meta
-    a, b = meta.get_run(meta.resolve(run_a)), meta.get_run(meta.resolve(run_b))
+    a, b = obj.record(run_a), obj.record(run_b)
     tolerance = load_tolerance(workspace.project_root, rtol, atol, {})
     result = explain_runs(
         workspace,
@@ -634,8 +636,7 @@ def report(obj: Context, run: str, fmt: str, output: Path | None) -> None:
     """A self-contained reproducibility report of RUN."""
     from lockstep.reproduce.report import html_report, markdown
 
-    meta = obj.workspace().meta
-    record = meta.get_run(meta.resolve(run))
+    record = obj.record(run)
     emit(markdown(record) if fmt == "md" else html_report(record), output)
 
 
@@ -660,8 +661,7 @@ def env_export(obj: Context, run: str, fmt: str, output: Path | None) -> None:
     """Export RUN's environment as pinned requirements or a Dockerfile that rebuilds it."""
     from lockstep.reproduce.environment import dockerfile, requirements_txt
 
-    meta = obj.workspace().meta
-    record = meta.get_run(meta.resolve(run))
+    record = obj.record(run)
     emit(requirements_txt(record) if fmt == "requirements" else dockerfile(record), output)
 
 
