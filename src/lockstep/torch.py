@@ -44,3 +44,23 @@ def generator(seed: int | None = None, device: str = "cpu") -> Any:
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     return gen
+
+
+def watch(model: Any = None, steps: int = 5, every: int = 1) -> Any:
+    """Fingerprint every module output, gradient and parameter for the first steps.
+
+    With a model, its modules are watched (named from the model); without one,
+    every top-level module the program calls. Steps end at each optimizer step.
+    When the watch ends, the records are stored with the active run (section
+    ``tensor_fingerprints``), so ``lockstep diff A B --tensors`` can compare two runs.
+    """
+    from lockstep.determinism.watch import Watcher, attach
+
+    def store(watcher: Watcher) -> None:
+        from lockstep.tracking import active
+
+        run = active.current()
+        if run is not None:
+            run.store_section("tensor_fingerprints", watcher.to_json())
+
+    return attach(Watcher(steps=steps, every=every, model=model, on_stop=store))

@@ -165,3 +165,32 @@ def test_gpu_atomics_diverge_until_deterministic(tmp_path: Path) -> None:
     assert code == 1 and report["divergence"]["phase"] == "backward"
     code, _ = audit(tmp_path, script, "--deterministic")
     assert code == 0
+
+
+def test_python_watch_stores_fingerprints_with_the_run(tmp_path: Path) -> None:
+    script = textwrap.dedent("""
+        import sys, torch, lockstep, lockstep.torch
+        torch.manual_seed(1)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 1))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        with lockstep.start(name=sys.argv[1]):
+            lockstep.torch.watch(model, steps=2)
+            for step in range(3):
+                x = torch.ones(2, 4) * (step + float(sys.argv[2]))
+                opt.zero_grad()
+                model(x).sum().backward()
+                opt.step()
+    """)
+    (tmp_path / "watched.py").write_text(script)
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("LOCKSTEP_")}
+    import subprocess
+
+    for name, shift in (("a", "0"), ("b", "0"), ("c", "0.5")):
+        subprocess.run(
+            [sys.executable, "watched.py", name, shift], cwd=tmp_path, env=env, check=True
+        )
+    same = lockstep(tmp_path, "diff", "a", "b", "--tensors", "--json")
+    assert same.returncode == 0 and json.loads(same.stdout)["diverged"] is False
+    other = lockstep(tmp_path, "diff", "a", "c", "--tensors", "--json")
+    assert other.returncode == 1
+    assert json.loads(other.stdout)["divergence"]["phase"] == "data"

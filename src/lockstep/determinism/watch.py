@@ -38,7 +38,7 @@ def _first_tensor(value: Any) -> Any:
 class Watcher:
     """Collects fingerprint records step by step; see the module docstring."""
 
-    def __init__(self, steps: int, every: int = 1, model: Any = None) -> None:
+    def __init__(self, steps: int, every: int = 1, model: Any = None, on_stop: Any = None) -> None:
         self.steps = steps
         self.every = max(1, every)
         self.step = 0
@@ -53,8 +53,11 @@ class Watcher:
         self._active = True
         self._depth = 0
         self.nondeterministic_modules: dict[str, str] = {}
+        self._on_stop = on_stop
+        # Without a model, any top-level module called becomes a root to watch.
+        self._adopt_new = model is None
         if model is not None:
-            self._adopt(model, "")
+            self._adopt(model, type(model).__name__)
 
     @property
     def recording(self) -> bool:
@@ -101,7 +104,7 @@ class Watcher:
     def before_forward(self, module: Any, args: Any) -> None:
         if not self._active:
             return
-        if id(module) not in self._names and self._depth == 0:
+        if id(module) not in self._names and self._depth == 0 and self._adopt_new:
             self._adopt(module, type(module).__name__)
         self._depth += 1
         name = self._names.get(id(module))
@@ -151,10 +154,14 @@ class Watcher:
             self.stop()
 
     def stop(self) -> None:
+        if not self._active:
+            return
         self._active = False
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        if self._on_stop is not None:
+            self._on_stop(self)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -179,19 +186,25 @@ _KNOWN_NONDETERMINISTIC = {
 }
 
 
+def attach(watcher: Watcher) -> Watcher:
+    """Hook a watcher into every module call and every optimizer step of the process."""
+    import torch
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    module_hooks = torch.nn.modules.module
+    watcher._handles.append(module_hooks.register_module_forward_pre_hook(watcher.before_forward))
+    watcher._handles.append(module_hooks.register_module_forward_hook(watcher.after_forward))
+    watcher._handles.append(register_optimizer_step_post_hook(watcher.after_optimizer_step))
+
+    return watcher
+
+
 def install_global(steps: int, every: int, output_path: str) -> Watcher:
     """Watch every module and optimizer of the process (zero code changes); write the
     records to output_path at exit."""
     import atexit
 
-    import torch
-    from torch.optim.optimizer import register_optimizer_step_post_hook
-
-    watcher = Watcher(steps=steps, every=every)
-    module_hooks = torch.nn.modules.module
-    watcher._handles.append(module_hooks.register_module_forward_pre_hook(watcher.before_forward))
-    watcher._handles.append(module_hooks.register_module_forward_hook(watcher.after_forward))
-    watcher._handles.append(register_optimizer_step_post_hook(watcher.after_optimizer_step))
+    watcher = attach(Watcher(steps=steps, every=every))
 
     def write() -> None:
         if watcher._pending:

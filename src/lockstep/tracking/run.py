@@ -104,6 +104,10 @@ class Run:
         self._workspace.meta.add_artifacts(self.id, [artifact])
         return artifact
 
+    def store_section(self, name: str, value: Any) -> None:
+        """Store a named JSON section with the run (what ``lockstep show --json`` lists)."""
+        self._workspace.meta.set_sections(self.id, {name: value})
+
     def flush(self) -> None:
         """Store every buffered metric point now (normally the background thread does)."""
         self._writer.flush()
