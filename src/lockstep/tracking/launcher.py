@@ -175,6 +175,43 @@ class _Where:
     db_url: str | None
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Launch:
+    """One `lockstep run`: what was decided before the command started."""
+
+    settings: Settings
+    where: _Where
+    request: LaunchRequest
+    env: dict[str, str]  # the command's environment
+    environ: Mapping[str, str]  # the user's environment
+    cwd: Path
+    seed: int
+    code: Any  # the code section, or Unavailable
+    capture_dir: Path
+    config: Mapping[str, Any]
+    run_id: str
+    name: str
+    started: float
+    stdout: IO[bytes] | None
+    stderr: IO[bytes] | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Outcome:
+    """What the command did, and what was captured while it ran."""
+
+    command: dict[str, Any]
+    ended: float
+    exit_code: int
+    status: RunStatus
+    usage: Any  # resource.struct_rusage from wait4
+    gpu: _GpuMemoryPoller
+    tees: list[_Tee]
+    seen_signals: list[int]
+    parent_packages: Any
+    hardware: Any
+
+
 def _child_env(
     where: _Where,
     run_id: str,
@@ -277,54 +314,40 @@ def launch(
             )
         )
         env = _child_env(where, run_id, seed, request, environ, capture_dir)
-        return _supervise(
-            settings,
-            where,
-            request,
-            env,
-            cwd,
-            seed,
-            code,
-            capture_dir,
-            config,
-            environ,
-            run_id,
-            name,
-            started,
-            stdout,
-            stderr,
+        job = _Launch(
+            settings=settings,
+            where=where,
+            request=request,
+            env=env,
+            environ=environ,
+            cwd=cwd,
+            seed=seed,
+            code=code,
+            capture_dir=capture_dir,
+            config=config,
+            run_id=run_id,
+            name=name,
+            started=started,
+            stdout=stdout,
+            stderr=stderr,
         )
+        return _supervise(job)
     finally:
         shutil.rmtree(capture_dir, ignore_errors=True)
 
 
-def _supervise(
-    settings: Settings,
-    where: _Where,
-    request: LaunchRequest,
-    env: dict[str, str],
-    cwd: Path,
-    seed: int,
-    code: Any,
-    capture_dir: Path,
-    config: Mapping[str, Any],
-    environ: Mapping[str, str],
-    run_id: str,
-    name: str,
-    started: float,
-    stdout: IO[bytes] | None,
-    stderr: IO[bytes] | None,
-) -> LaunchResult:
+def _supervise(job: _Launch) -> LaunchResult:
+    """Start the command, record the run while it runs, wait for it."""
     command: dict[str, Any] = {
-        "argv": list(request.argv),
-        "cwd": _relative(cwd, where),
-        "project_root": str(where.project_root),
+        "argv": list(job.request.argv),
+        "cwd": _relative(job.cwd, job.where),
+        "project_root": str(job.where.project_root),
     }
     try:
         process: subprocess.Popen[bytes] | None = subprocess.Popen(
-            list(request.argv),
-            cwd=cwd,
-            env=env,
+            list(job.request.argv),
+            cwd=job.cwd,
+            env=job.env,
             stdin=None,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -334,9 +357,9 @@ def _supervise(
         process = None
         exit_code = 127 if isinstance(exc, FileNotFoundError) else 126
         start_error = (
-            f"command not found: {request.argv[0]}"
+            f"command not found: {job.request.argv[0]}"
             if exit_code == 127
-            else f"cannot execute {request.argv[0]}: {exc.strerror}"
+            else f"cannot execute {job.request.argv[0]}: {exc.strerror}"
         )
 
     seen_signals: list[int] = []
@@ -346,8 +369,8 @@ def _supervise(
         if process is not None:
             assert process.stdout is not None and process.stderr is not None
             tees = [
-                _Tee(process.stdout, stdout, capture_dir / "stdout.log"),
-                _Tee(process.stderr, stderr, capture_dir / "stderr.log"),
+                _Tee(process.stdout, job.stdout, job.capture_dir / "stdout.log"),
+                _Tee(process.stderr, job.stderr, job.capture_dir / "stderr.log"),
             ]
             for tee in tees:
                 tee.start()
@@ -359,16 +382,16 @@ def _supervise(
             from lockstep.tracking.api import begin_run
             from lockstep.workspace import Workspace
 
-            workspace = Workspace.open(settings)
+            workspace = Workspace.open(job.settings)
             run = begin_run(
                 workspace,
-                experiment=request.experiment,
-                name=name,
-                params=request.params,
-                tags=request.tags,
-                note=request.note,
-                run_id=run_id,
-                start_time=started,
+                experiment=job.request.experiment,
+                name=job.name,
+                params=job.request.params,
+                tags=job.request.tags,
+                note=job.request.note,
+                run_id=job.run_id,
+                start_time=job.started,
             )
         except BaseException:
             if process is not None:  # no record, no run: stop the command
@@ -377,18 +400,19 @@ def _supervise(
                 process.wait()
             raise
         try:
-            if isinstance(code, dict):
-                snapshot.drop_earlier_outputs(code, workspace.meta, where.project_root)
+            if isinstance(job.code, dict):
+                snapshot.drop_earlier_outputs(job.code, workspace.meta, job.where.project_root)
             if process is None:
                 assert start_error is not None
                 command.update(exit_code=exit_code, duration=0.0, error=start_error)
                 workspace.meta.set_sections(
-                    run.id, {"command": command, "seed": {"value": seed}, "code": as_json(code)}
+                    run.id,
+                    {"command": command, "seed": {"value": job.seed}, "code": as_json(job.code)},
                 )
                 run.finish(RunStatus.FAILED, start_error)
-                if stderr is not None:
-                    stderr.write(f"lockstep: {start_error}\n".encode())
-                    stderr.flush()
+                if job.stderr is not None:
+                    job.stderr.write(f"lockstep: {start_error}\n".encode())
+                    job.stderr.flush()
                 return LaunchResult(
                     run_id=run.id, name=run.name, exit_code=exit_code, status=RunStatus.FAILED
                 )
@@ -410,67 +434,44 @@ def _supervise(
     gpu.stop.set()
     for tee in tees:
         tee.join()
-    return _record(
-        workspace,
-        run,
-        request,
-        env,
-        environ,
-        seed,
-        code,
-        capture_dir,
-        config,
-        command,
-        started,
-        ended,
-        exit_code,
-        status,
-        usage,
-        gpu,
-        tees,
-        seen_signals,
-        parent_packages,
-        hardware,
+    outcome = _Outcome(
+        command=command,
+        ended=ended,
+        exit_code=exit_code,
+        status=status,
+        usage=usage,
+        gpu=gpu,
+        tees=tees,
+        seen_signals=seen_signals,
+        parent_packages=parent_packages,
+        hardware=hardware,
     )
+    return _record(job, workspace, run, outcome)
 
 
-def _record(
-    workspace: Workspace,
-    run: Any,
-    request: LaunchRequest,
-    env: Mapping[str, str],
-    environ: Mapping[str, str],
-    seed: int,
-    code: Any,
-    capture_dir: Path,
-    config: Mapping[str, Any],
-    command: dict[str, Any],
-    started: float,
-    ended: float,
-    exit_code: int,
-    status: RunStatus,
-    usage: Any,
-    gpu: _GpuMemoryPoller,
-    tees: list[_Tee],
-    seen_signals: list[int],
-    parent_packages: Any,
-    hardware: Any,
-) -> LaunchResult:
+def _record(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome) -> LaunchResult:
     """Ingest the processes' reports, store inputs and outputs, and end the run."""
+    request, capture_dir, config, started = job.request, job.capture_dir, job.config, job.started
+    command, exit_code, status, usage = (
+        outcome.command,
+        outcome.exit_code,
+        outcome.status,
+        outcome.usage,
+    )
     objects = workspace.objects
     reports = _read_reports(capture_dir)
     main = next((r for r in reports if r.get("main")), reports[0] if reports else None)
     command.update(
         exit_code=exit_code,
-        duration=ended - started,
+        duration=outcome.ended - started,
         python=main is not None,
         peak_rss_bytes=usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024),
         cpu_user_seconds=usage.ru_utime,
         cpu_system_seconds=usage.ru_stime,
-        peak_gpu_memory_mib=gpu.result(),
+        peak_gpu_memory_mib=outcome.gpu.result(),
         stdout=snapshot.objects_entry(objects, (capture_dir / "stdout.log").read_bytes()),
         stderr=snapshot.objects_entry(objects, (capture_dir / "stderr.log").read_bytes()),
-        signals=[signal.Signals(s).name for s in seen_signals],
+        signals=[signal.Signals(s).name for s in outcome.seen_signals],
     )
     if main is None:
         seeds: dict[str, Any] = {
@@ -478,7 +479,7 @@ def _record(
             "only PYTHONHASHSEED and the environment carry the seed"
         }
         determinism: dict[str, Any] = {}
-        packages: Any = parent_packages
+        packages: Any = outcome.parent_packages
         interpreter = None
         packages_source = "lockstep's interpreter (the command ran no Python)"
     else:
@@ -493,7 +494,7 @@ def _record(
         if "packages" in main:
             packages, packages_source = main["packages"], "the run's interpreter"
         elif main.get("prefix") == sys.prefix:
-            packages, packages_source = parent_packages, "the run's interpreter"
+            packages, packages_source = outcome.parent_packages, "the run's interpreter"
         else:
             packages = Unavailable(reason="the Python process ended before reporting packages")
             packages_source = "none"
@@ -501,7 +502,7 @@ def _record(
         project_root=workspace.project_root,
         objects=objects,
         # The user's variables (what a rerun restores), not the ones lockstep adds.
-        environ={**environ, **request.extra_env},
+        environ={**job.environ, **request.extra_env},
         config=config,
         packages=packages if isinstance(packages, (list, Unavailable)) else None,
         interpreter=interpreter,
@@ -533,22 +534,24 @@ def _record(
         {
             "command": command,
             "seed": {
-                "value": seed,
+                "value": job.seed,
                 "source": "given" if request.seed is not None else "drawn",
-                "pythonhashseed": env.get("PYTHONHASHSEED"),
+                "pythonhashseed": job.env.get("PYTHONHASHSEED"),
                 "libraries": seeds,
             },
             "determinism": {"requested": request.deterministic, **determinism},
-            "code": as_json(code),
+            "code": as_json(job.code),
             "environment": environment,
-            "hardware": hardware,
+            "hardware": outcome.hardware,
             **({"capture_errors": errors} if errors else {}),
             **({"tensor_fingerprints": fingerprints} if fingerprints else {}),
         },
     )
     error = None
     if status is not RunStatus.FINISHED:
-        tail = bytes(tees[1].tail).decode(errors="replace").splitlines()[-_STDERR_TAIL_LINES:]
+        tail = (
+            bytes(outcome.tees[1].tail).decode(errors="replace").splitlines()[-_STDERR_TAIL_LINES:]
+        )
         error = f"exit code {exit_code}" + ("\n" + "\n".join(tail) if tail else "")
     run.finish(status, error)
     return LaunchResult(run_id=run.id, name=run.name, exit_code=exit_code, status=status)
