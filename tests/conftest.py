@@ -80,6 +80,13 @@ def project(backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     api.close_workspaces()
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without lockstep's own variables (a user's shell)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKSTEP_")}
+    env.update(extra)
+    return env
+
+
 def run_python(
     code: str, *, env: dict[str, str], cwd: Path, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:

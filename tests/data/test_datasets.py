@@ -14,6 +14,7 @@ from pathlib import Path
 import blake3
 import pytest
 
+from tests.conftest import clean_env
 from tests.tracking.test_launcher import lockstep, show
 
 
@@ -190,7 +191,7 @@ def test_data_use_records_the_version_as_an_input(project: Path) -> None:
         capture_output=True,
         text=True,
         check=False,
-        env={k: v for k, v in os.environ.items() if not k.startswith("LOCKSTEP_")},
+        env=clean_env(),
     )
     assert result.returncode == 0, result.stderr
     path, header = result.stdout.split()
@@ -206,7 +207,7 @@ def test_sigkill_during_add_leaves_no_partial_object(project: Path) -> None:
     for i in range(3000):
         (big / f"{i:05d}.bin").write_bytes(os.urandom(4096))
     (big / "large.bin").write_bytes(os.urandom(64 << 20))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKSTEP_")}
+    env = clean_env()
     process = subprocess.Popen(
         [sys.executable, "-m", "lockstep", "data", "add", "big"],
         cwd=project,
@@ -239,7 +240,7 @@ def test_full_disk_gives_a_clear_error_and_keeps_nothing_partial(project: Path) 
         sys.argv = ["lockstep", "data", "add", "huge.bin"]
         main()
     """)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKSTEP_")}
+    env = clean_env()
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=project,

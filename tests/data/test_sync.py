@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import S3_ENV
+from tests.conftest import S3_ENV, clean_env
 from tests.tracking.test_launcher import lockstep
 
 
@@ -84,7 +84,7 @@ def test_interrupted_push_completes_when_run_again(
 ) -> None:
     url = f"s3://{s3_bucket}/interrupted"
     cli(origin, "remote", "add", "team", url, "--endpoint-url", s3_endpoint)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("LOCKSTEP_")}, **S3_ENV}
+    env = clean_env(**S3_ENV)
     process = subprocess.Popen(
         [sys.executable, "-m", "lockstep", "push"],
         cwd=origin,

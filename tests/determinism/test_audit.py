@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import clean_env
 from tests.tracking.test_launcher import lockstep
 
 torch = pytest.importorskip("torch")
@@ -182,7 +183,7 @@ def test_python_watch_stores_fingerprints_with_the_run(tmp_path: Path) -> None:
                 opt.step()
     """)
     (tmp_path / "watched.py").write_text(script)
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("LOCKSTEP_")}
+    env = clean_env()
     import subprocess
 
     for name, shift in (("a", "0"), ("b", "0"), ("c", "0.5")):

@@ -14,6 +14,7 @@ from pathlib import Path
 import blake3
 import pytest
 
+from tests.conftest import clean_env
 from tests.gitrepo import git, make_repo
 
 SEEDED_SCRIPT = """\
@@ -26,7 +27,7 @@ print(random.random(), numpy.random.rand())
 def lockstep(
     project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKSTEP_")}
+    full_env = clean_env()
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "lockstep", *args],
@@ -254,20 +255,25 @@ def test_bad_input(repo: Path) -> None:
         assert "Traceback" not in output.stderr
 
 
-def test_ctrl_c_reaches_the_child_and_the_run_ends_killed(repo: Path) -> None:
+def start_waiting_run(repo: Path, *, own_group: bool) -> subprocess.Popen[str]:
+    """`lockstep run` of a script that sleeps, returned once the script is running."""
     (repo / "wait.py").write_text("import time\nprint('ready', flush=True)\ntime.sleep(60)\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKSTEP_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "lockstep", "run", "--", sys.executable, "wait.py"],
         cwd=repo,
-        env=env,
+        env=clean_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,  # its own process group, like a terminal job
+        start_new_session=own_group,
     )
     assert process.stdout is not None
     assert process.stdout.readline().strip() == "ready"
+    return process
+
+
+def test_ctrl_c_reaches_the_child_and_the_run_ends_killed(repo: Path) -> None:
+    process = start_waiting_run(repo, own_group=True)  # like a terminal job
     os.killpg(process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
     process.communicate(timeout=60)
     assert process.returncode == 130
@@ -275,18 +281,7 @@ def test_ctrl_c_reaches_the_child_and_the_run_ends_killed(repo: Path) -> None:
 
 
 def test_sigterm_to_lockstep_is_passed_to_the_child(repo: Path) -> None:
-    (repo / "wait.py").write_text("import time\nprint('ready', flush=True)\ntime.sleep(60)\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKSTEP_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lockstep", "run", "--", sys.executable, "wait.py"],
-        cwd=repo,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "ready"
+    process = start_waiting_run(repo, own_group=False)
     start = time.monotonic()
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=60)
