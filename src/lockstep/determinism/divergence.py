@@ -37,6 +37,16 @@ def first_divergence(
     a: dict[str, Any], b: dict[str, Any], determinism: dict[str, Any] | None = None
 ) -> Divergence | None:
     """The first differing record of two fingerprint sections, or None when they agree."""
+    if a.get("algorithm") != b.get("algorithm"):
+        return Divergence(
+            step=0,
+            phase="structure",
+            name="(fingerprints)",
+            origin=True,
+            detail="the runs' tensors were fingerprinted by different versions of lockstep "
+            f"({a.get('algorithm') or 'unnamed'} / {b.get('algorithm') or 'unnamed'}): "
+            "record both again with this version",
+        )
     steps_a, steps_b = a.get("steps", []), b.get("steps", [])
     every = int(a.get("every", 1))
     for index, (records_a, records_b) in enumerate(zip(steps_a, steps_b, strict=False)):
@@ -56,6 +66,8 @@ def first_divergence(
                         "data-dependent control flow or a different code path between the two runs"
                     ],
                 )
+            if "?" in (value, rb[2]):
+                continue  # a tensor one run could not fingerprint: no evidence either way
             matched = value == rb[2]
             seen[name] = matched
             if matched:

@@ -3,9 +3,17 @@ every parameter after each optimizer step, for the first N steps, with no code c
 
 Records per step, in execution order: the batch fed to the top module (phase
 ``data``), each module's input and output (``forward``), each parameter's
-gradient as it is accumulated (``backward``), and each parameter after the
-optimizer step (``update``). Fingerprints stay on the device until the step
-ends, then are copied to the host together.
+gradient (``backward``), and each parameter after the optimizer step
+(``update``). Fingerprints stay on the device until the step ends, then are
+copied to the host together.
+
+A parameter's gradient is first read by a hook on that parameter as backward
+accumulates it, which also teaches the order backward produces gradients in. A
+hook costs several microseconds a call, so once a step has ended the hook is
+removed, and later steps read the finished gradients of the parameters the
+stepping optimizer holds all at once, in the learned order, just before the
+optimizer step. (Gradients only some steps compute, as with a GAN's two
+optimizers, are learned in the first step that computes them.)
 """
 
 from __future__ import annotations
@@ -14,15 +22,18 @@ import json
 import os
 from typing import Any
 
-from lockstep.determinism.fingerprint import fingerprint, to_hex
+import torch
+from torch import Tensor
+
+from lockstep.determinism.fingerprint import ALGORITHM, fingerprint, to_hex
 
 
 def _first_tensor(value: Any) -> Any:
-    import torch
-
-    if isinstance(value, torch.Tensor):
+    if isinstance(value, Tensor):
         return value
     if isinstance(value, (list, tuple)):
+        if value and isinstance(value[0], Tensor):  # the usual case, without recursion
+            return value[0]
         for item in value:
             found = _first_tensor(item)
             if found is not None:
@@ -42,33 +53,46 @@ class Watcher:
         self.steps = steps
         self.every = max(1, every)
         self.step = 0
-        self.records: list[list[list[str]]] = []  # per recorded step: [phase, name, hex]
+        self._recorded: list[tuple[list[tuple[str, str]], list[Any]]] = []  # per recorded step
         self._pending: list[tuple[str, str, Any]] = []
         self._seen: dict[tuple[Any, ...], tuple[Any, Any]] = {}
         self._names: dict[int, str] = {}
+        self._input_names: dict[int, str] = {}
         self._roots: set[int] = set()
         self._hooked_params: set[int] = set()
         self._param_qualified: dict[int, str] = {}
         self._handles: list[Any] = []
+        self._grad_hooks: dict[int, Any] = {}  # parameter id -> hook, until learned
+        self._grad_order: list[tuple[Any, str]] = []  # (parameter, gradient name), learned
+        self._learning: dict[int, tuple[Any, str]] = {}  # first seen in this step
+        self._root_names: dict[str, int] = {}
+        self._optimizer_params: dict[int, tuple[int, set[int]]] = {}
         self._active = True
+        # Whether this step is fingerprinted (every K-th step, while active); kept as a
+        # plain attribute because every hook reads it.
+        self.recording = True
+        self.failures = 0  # tensors that could not be fingerprinted (recorded as "?")
         self._depth = 0
         self.nondeterministic_modules: dict[str, str] = {}
         self._on_stop = on_stop
         # Without a model, any top-level module called becomes a root to watch.
         self._adopt_new = model is None
         if model is not None:
-            self._adopt(model, type(model).__name__)
+            self._adopt(model)
 
-    @property
-    def recording(self) -> bool:
-        return self._active and self.step % self.every == 0
-
-    def _adopt(self, root: Any, prefix: str) -> None:
+    def _adopt(self, root: Any) -> None:
         """Name every submodule of a top-level module and hook its parameters' gradients."""
         self._roots.add(id(root))
+        # Top-level modules are named by type, numbered from the second of a type on, in
+        # the order the program first calls them (the same in both runs).
+        prefix = type(root).__name__
+        count = self._root_names[prefix] = self._root_names.get(prefix, 0) + 1
+        if count > 1:
+            prefix = f"{prefix}#{count}"
         for name, module in root.named_modules():
             qualified = ".".join(p for p in (prefix, name) if p)
-            self._names.setdefault(id(module), qualified or type(root).__name__)
+            self._names.setdefault(id(module), qualified)
+            self._input_names[id(module)] = self._names[id(module)] + ":input"
             kind = type(module).__name__
             if kind in _KNOWN_NONDETERMINISTIC:
                 self.nondeterministic_modules[self._names[id(module)]] = kind
@@ -78,13 +102,16 @@ class Watcher:
             self._hooked_params.add(id(param))
             qualified = ".".join(p for p in (prefix, name) if p)
             self._param_qualified[id(param)] = qualified
-            self._handles.append(
-                param.register_post_accumulate_grad_hook(
-                    lambda p, qualified=qualified: self._add(
-                        "backward", f"{qualified}.grad", p.grad
-                    )
-                )
+            grad_name = f"{qualified}.grad"
+            self._grad_hooks[id(param)] = param.register_post_accumulate_grad_hook(
+                lambda p, grad_name=grad_name: self._on_gradient(p, grad_name)
             )
+
+    def _on_gradient(self, param: Any, grad_name: str) -> None:
+        """Until a step has seen it: record a gradient as backward accumulates it, and
+        learn its place in backward's order."""
+        self._learning.setdefault(id(param), (param, grad_name))
+        self._add("backward", grad_name, param.grad)
 
     def _add(self, phase: str, name: str, tensor: Any) -> None:
         if tensor is None or not self.recording:
@@ -93,11 +120,18 @@ class Watcher:
         # tensor once per step (same storage, same version, same shape).
         # The entry keeps the tensor alive until the step ends, so its memory cannot be
         # reused by another tensor that would then match this key.
-        key = (tensor.data_ptr(), tensor._version, tuple(tensor.shape), tensor.dtype)
-        entry = self._seen.get(key)
-        if entry is None:
-            entry = self._seen[key] = (tensor, fingerprint(tensor))
-        self._pending.append((phase, name, entry[1]))
+        try:
+            key = (tensor.data_ptr(), tensor._version, tensor.shape, tensor.dtype)
+            entry = self._seen.get(key)
+            if entry is None:
+                entry = self._seen[key] = (tensor, fingerprint(tensor))
+            value = entry[1]
+        except Exception:
+            # A tensor the fingerprint cannot read (no storage, as a sparse tensor; an
+            # exotic subclass) must not break the training it watches: recorded as "?".
+            value = None
+            self.failures += 1
+        self._pending.append((phase, name, value))
 
     # hooks -----------------------------------------------------------------
 
@@ -105,23 +139,37 @@ class Watcher:
         if not self._active:
             return
         if id(module) not in self._names and self._depth == 0 and self._adopt_new:
-            self._adopt(module, type(module).__name__)
+            self._adopt(module)
         self._depth += 1
         name = self._names.get(id(module))
         if name is None:
             return
-        tensor = _first_tensor(args)
-        if id(module) in self._roots and self._depth == 1:
+        tensor = args[0] if args and type(args[0]) is Tensor else _first_tensor(args)
+        if self._depth == 1 and id(module) in self._roots:
             self._add("data", "batch", tensor)
-        self._add("forward", f"{name}:input", tensor)
+        self._add("forward", self._input_names[id(module)], tensor)
 
     def after_forward(self, module: Any, args: Any, output: Any) -> None:
         if not self._active:
             return
-        self._depth = max(0, self._depth - 1)
+        if self._depth:
+            self._depth -= 1
         name = self._names.get(id(module))
         if name is not None:
-            self._add("forward", name, _first_tensor(output))
+            self._add("forward", name, output if type(output) is Tensor else _first_tensor(output))
+
+    def before_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        """After the first step: this optimizer's finished gradients, in backward's order."""
+        if not self.recording or not self._grad_order:
+            return
+        groups = optimizer.param_groups
+        cached = self._optimizer_params.get(id(optimizer))
+        if cached is None or cached[0] != len(groups):
+            ids = {id(param) for group in groups for param in group["params"]}
+            cached = self._optimizer_params[id(optimizer)] = (len(groups), ids)
+        for param, grad_name in self._grad_order:
+            if id(param) in cached[1]:
+                self._add("backward", grad_name, param.grad)
 
     def after_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if not self._active:
@@ -138,34 +186,57 @@ class Watcher:
     def end_step(self) -> None:
         """Copy this step's fingerprints to the host at once and start the next step."""
         if self._pending:
-            import torch
-
-            stacked = torch.stack([fp for _, _, fp in self._pending]).cpu().tolist()
-            self.records.append(
-                [
-                    [phase, name, to_hex(pair)]
-                    for (phase, name, _), pair in zip(self._pending, stacked, strict=True)
-                ]
-            )
+            values = [fp for _, _, fp in self._pending]
+            on_device = [i for i, fp in enumerate(values) if not isinstance(fp, (int, type(None)))]
+            if on_device:
+                copied = torch.stack([values[i] for i in on_device]).cpu().tolist()
+                for i, value in zip(on_device, copied, strict=True):
+                    values[i] = value
+            # Formatted in to_json, after the watched steps, not inside them.
+            self._recorded.append(([(phase, name) for phase, name, _ in self._pending], values))
             self._pending = []
         self._seen.clear()
+        for key, learned in self._learning.items():
+            self._grad_order.append(learned)
+            self._grad_hooks.pop(key).remove()
+        self._learning.clear()
         self.step += 1
+        self.recording = self.step % self.every == 0
         if self.step >= self.steps * self.every:
             self.stop()
 
     def stop(self) -> None:
         if not self._active:
             return
-        self._active = False
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        self._active = self.recording = False
+        self._remove(self._handles)
+        self._remove(list(self._grad_hooks.values()))
+        self._grad_hooks.clear()
+        self._grad_order.clear()
+        self._learning.clear()
         if self._on_stop is not None:
             self._on_stop(self)
 
+    @staticmethod
+    def _remove(handles: list[Any]) -> None:
+        for handle in handles:
+            handle.remove()
+        handles.clear()
+
+    def records(self) -> list[list[list[str]]]:
+        """Per recorded step, its [phase, name, fingerprint hex] records in execution order."""
+        return [
+            [
+                [phase, name, "?" if value is None else to_hex(value)]
+                for (phase, name), value in zip(names, values, strict=True)
+            ]
+            for names, values in self._recorded
+        ]
+
     def to_json(self) -> dict[str, Any]:
         return {
-            "steps": self.records,
+            "algorithm": ALGORITHM,
+            "steps": self.records(),
             "every": self.every,
             "nondeterministic_modules": self.nondeterministic_modules,
         }
@@ -188,12 +259,15 @@ _KNOWN_NONDETERMINISTIC = {
 
 def attach(watcher: Watcher) -> Watcher:
     """Hook a watcher into every module call and every optimizer step of the process."""
-    import torch
-    from torch.optim.optimizer import register_optimizer_step_post_hook
+    from torch.optim.optimizer import (
+        register_optimizer_step_post_hook,
+        register_optimizer_step_pre_hook,
+    )
 
     module_hooks = torch.nn.modules.module
     watcher._handles.append(module_hooks.register_module_forward_pre_hook(watcher.before_forward))
     watcher._handles.append(module_hooks.register_module_forward_hook(watcher.after_forward))
+    watcher._handles.append(register_optimizer_step_pre_hook(watcher.before_optimizer_step))
     watcher._handles.append(register_optimizer_step_post_hook(watcher.after_optimizer_step))
 
     return watcher
