@@ -112,6 +112,7 @@ class Workspace:
             self.project_root,
             workers=int(workers) if workers else None,
             durable=bool(config.get("fsync", True)),
+            strategies=self.link_strategies(),
         )
 
     def link_strategies(self) -> tuple[str, ...]:

@@ -108,14 +108,29 @@ def test_checkout_is_byte_exact_and_protects_local_changes(project: Path, tmp_pa
     assert (project / "data" / "labels.csv").read_text() == "changed\n"
 
 
-def test_hardlink_checkout_when_configured(project: Path, tmp_path: Path) -> None:
+def test_hardlinks_when_configured_add_and_check_out_without_copying(
+    project: Path, tmp_path: Path
+) -> None:
     (project / ".lockstep" / "config.toml").write_text('[data]\nlink = ["hardlink", "copy"]\n')
-    lockstep(project, "data", "add", "data", "--name", "train")
+    source = project / "data" / "labels.csv"
+    content = source.read_bytes()
+    assert lockstep(project, "data", "add", "data", "--name", "train").returncode == 0
+    # add stored the working file itself: one inode, now read-only.
+    assert source.stat().st_nlink == 2 and source.stat().st_mode & 0o777 == 0o444
+    assert lockstep(project, "data", "status", "train").stdout.strip().endswith("no changes")
     result = lockstep(project, "data", "checkout", "train", "--to", str(tmp_path / "linked"))
     assert "by hardlink" in result.stdout
     linked = tmp_path / "linked" / "labels.csv"
-    assert linked.stat().st_nlink == 2  # the object itself, shared
-    assert linked.stat().st_mode & 0o777 == 0o444
+    assert linked.stat().st_ino == source.stat().st_ino and linked.stat().st_nlink == 3
+    assert linked.read_bytes() == content
+    # An editor's save replaces the file: the link breaks and the object is untouched.
+    replacement = project / "data" / "labels.csv.new"
+    replacement.write_text("edited\n")
+    replacement.replace(source)
+    status = data_json(project, "status", "train")
+    assert [m["path"] for m in status["train"]["modified"]] == ["labels.csv"]  # type: ignore[index]
+    assert lockstep(project, "fsck").returncode == 0
+    assert linked.read_bytes() == content
 
 
 def test_single_file_dataset(project: Path, tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lockstep.errors import ObjectMissing
-from lockstep.objects.store import LocalObjectStore
+from lockstep.errors import ObjectMissing, StoreError
+from lockstep.objects.store import LocalObjectStore, SourceFile
 
 
 @settings(max_examples=30, deadline=None)
@@ -55,3 +55,59 @@ def test_concurrent_writers_of_the_same_content(tmp_path: Path) -> None:
 def test_missing_object_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ObjectMissing, match="not in the object store"):
         LocalObjectStore(tmp_path).read_bytes("ab" * 32)
+
+
+def scanned(path: Path) -> SourceFile:
+    info = path.stat()
+    return SourceFile(str(path), info.st_dev, info.st_size, info.st_mtime_ns, info.st_mode & 0o777)
+
+
+def test_a_hardlinked_add_shares_the_inode_and_protects_it(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "objects")
+    store.prepare()
+    source = tmp_path / "small.bin"
+    data = os.urandom(4096)
+    source.write_bytes(data)
+    digest = blake3.blake3(data).hexdigest()
+    assert store.put_small(data, digest, scanned(source), ("hardlink", "copy"))
+    assert os.path.samefile(store.path(digest), source)
+    assert stat.S_IMODE(source.stat().st_mode) == 0o444
+    assert not store.put_small(data, digest, scanned(source), ("hardlink", "copy"))  # known
+
+
+def test_a_file_changed_after_hashing_is_stored_as_read_not_as_it_is_now(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "objects")
+    store.prepare()
+    source = tmp_path / "small.bin"
+    source.write_bytes(b"as hashed")
+    before = scanned(source)
+    digest = blake3.blake3(b"as hashed").hexdigest()
+    source.write_bytes(b"rewritten since")  # a new size: the scan no longer matches
+    assert store.put_small(b"as hashed", digest, before, ("hardlink", "copy"))
+    assert store.read_bytes(digest) == b"as hashed"
+    assert not os.path.samefile(store.path(digest), source)
+    assert stat.S_IMODE(source.stat().st_mode) == before.mode  # its mode is given back
+    # A large file cannot fall back on bytes in memory: it is refused.
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * 100)
+    stale = scanned(big)
+    big.write_bytes(b"y" * 101)
+    with pytest.raises(StoreError, match="changed while it was being stored"):
+        store.put_hashed_file(stale, blake3.blake3(b"x" * 100).hexdigest(), ("copy",))
+    assert list(store.iter_digests()) == [digest]
+    assert store.partial_writes() == []
+
+
+def test_a_filesystem_without_reflinks_falls_back_to_a_copy(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "objects")
+    store.prepare()
+    files = [tmp_path / f"f{i}" for i in range(3)]
+    for i, path in enumerate(files):
+        path.write_bytes(bytes([i]) * 10_000)
+    for path in files:
+        digest = blake3.blake3(path.read_bytes()).hexdigest()
+        assert store.put_hashed_file(scanned(path), digest, ("reflink", "copy"))
+        assert store.read_bytes(digest) == path.read_bytes()
+        stored = store.path(digest)
+        shares = os.path.samefile(stored, path)
+        assert not shares and stat.S_IMODE(stored.stat().st_mode) == 0o444

@@ -165,9 +165,7 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
         workspace = obj.workspace()
         data = workspace.data()
         version = data.records.resolve(ref)
-        result = data.checkout(
-            version, to=to, force=force, verify=verify, strategies=workspace.link_strategies()
-        )
+        result = data.checkout(version, to=to, force=force, verify=verify)
         click.echo(
             f"{result['version']} -> {result['target']}: {result['written']} written, "
             f"{result['unchanged']} already there"

@@ -45,7 +45,7 @@ def use(ref: str) -> Path:
         path = source
     else:
         path = workspace.store_dir / "checkouts" / version.dataset / f"v{version.number}"
-        data.checkout(version, to=path, strategies=workspace.link_strategies())
+        data.checkout(version, to=path)
     run = active.current()
     if run is not None:
         data.records.link_run(run.id, version.id, "input")

@@ -20,7 +20,7 @@ from lockstep.core.canonical import canonical_json
 from lockstep.errors import ObjectCorrupt, UsageError
 from lockstep.meta.datasets import DatasetRecords, DatasetVersion, FileEntry
 from lockstep.objects.statcache import StatCache, StatKey, stat_key
-from lockstep.objects.store import LocalObjectStore
+from lockstep.objects.store import LocalObjectStore, SourceFile
 
 MANIFEST_SCHEMA = 1
 # Files at least this large are hashed by BLAKE3's own threads over a memory map and
@@ -92,6 +92,7 @@ class DataWorkspace:
         project_root: Path,
         workers: int | None = None,
         durable: bool = True,
+        strategies: tuple[str, ...] = ("reflink", "copy"),
     ) -> None:
         self.objects = objects
         self.records = records
@@ -104,25 +105,26 @@ class DataWorkspace:
         # Durable: objects reach the disk before the version naming them is recorded.
         # `[data] fsync = false` trades that for speed (as DVC does), not atomicity.
         self.durable = durable
+        # How add stores a file (and checkout writes one) by default: sharing blocks
+        # (reflink) or the inode (hardlink, opt-in) where the filesystem can, so that
+        # adding costs a hash and no copy.
+        self.strategies = strategies
 
     # hashing -----------------------------------------------------------------
 
     def _store_one(self, item: Scanned) -> tuple[Scanned, str, bool]:
+        source = SourceFile(item.absolute, item.key[0], item.key[2], item.key[3], item.mode)
         if item.key[2] >= _LARGE:
             from lockstep.objects.hashing import hash_file
 
             digest, _ = hash_file(item.absolute)
-            return (
-                item,
-                digest,
-                self.objects.put_hashed_file(item.absolute, digest, durable=self.durable),
-            )
+            return item, digest, self.objects.put_hashed_file(source, digest, self.strategies)
         from blake3 import blake3
 
         with open(item.absolute, "rb") as handle:
             data = handle.read()
         digest = str(blake3(data).hexdigest())
-        return item, digest, self.objects.put_small(data, digest)
+        return item, digest, self.objects.put_small(data, digest, source, self.strategies)
 
     def digests(
         self, root: Path, items: list[Scanned], *, store: bool
@@ -263,7 +265,6 @@ class DataWorkspace:
         to: Path | None = None,
         force: bool = False,
         verify: bool = False,
-        strategies: tuple[str, ...] = ("reflink", "copy"),
     ) -> dict[str, Any]:
         """Write the version's files at to (default: where it was added from).
 
@@ -297,7 +298,7 @@ class DataWorkspace:
         def materialise(entry: FileEntry) -> str:
             if verify:
                 self.verify_object(entry.digest)
-            how = self.objects.link(entry.digest, paths[entry.path], strategies)
+            how = self.objects.link(entry.digest, paths[entry.path], self.strategies)
             if how == "copy":
                 os.chmod(paths[entry.path], entry.mode or 0o644)
             return how

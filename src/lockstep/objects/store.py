@@ -26,6 +26,8 @@ ALGORITHM = "blake3"
 _FICLONE = 0x40049409  # Linux ioctl: share the source's blocks copy-on-write
 _CHUNK = 1 << 20
 _READ_ONLY = 0o444
+# What a filesystem answers when it cannot share blocks or inodes at all.
+_UNSUPPORTED = frozenset({errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.EXDEV})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +43,9 @@ class LocalObjectStore:
         self.root = root
         self._base = root / ALGORITHM
         self._tmp = root / "tmp"
+        # (strategy, device) pairs this filesystem refused (no reflink on ext4, no
+        # hardlink across devices): not tried again for every file of a batch.
+        self._unsupported: set[tuple[str, int]] = set()
 
     def path(self, digest: str) -> Path:
         return self._base / digest[:2] / digest[2:]
@@ -80,17 +85,32 @@ class LocalObjectStore:
             for index in range(256):
                 (self._base / f"{index:02x}").mkdir(parents=True, exist_ok=True)
 
-    def put_small(self, data: bytes, digest: str) -> bool:
+    def put_small(
+        self,
+        data: bytes,
+        digest: str,
+        source: SourceFile | None = None,
+        strategies: tuple[str, ...] = ("copy",),
+    ) -> bool:
         """Store bytes already hashed, without an fsync (call ``sync`` after a batch).
 
         For adding thousands of small files: one exclusive create of a hidden
         temporary name in the object's own directory, one write, one rename.
         (A shared temporary directory serialises concurrent writers on its lock.)
+        When the bytes were read from source and a sharing strategy (reflink,
+        hardlink) comes before copy, the file is linked instead of written. If
+        the source changed since it was read, the bytes read are written instead.
         Durability for the whole batch comes from one ``sync`` before the
         metadata naming these objects is committed. Returns whether it was new.
         """
         if os.path.exists(self.path(digest)):
             return False
+        if source is not None:
+            for strategy in strategies:
+                if strategy == "copy":
+                    break
+                if self._share(source, digest, strategy):
+                    return True
         with self._beside(digest) as tmp:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _READ_ONLY)
             try:
@@ -101,30 +121,57 @@ class LocalObjectStore:
                 os.close(fd)
         return True
 
-    def put_hashed_file(self, source: str, digest: str, *, durable: bool) -> bool:
-        """Store a file already hashed, copied by the kernel (no second pass in Python).
+    def put_hashed_file(
+        self, source: SourceFile, digest: str, strategies: tuple[str, ...] = ("copy",)
+    ) -> bool:
+        """Store a file already hashed, by the first strategy that works here: reflink
+        (shared blocks), hardlink (the shared inode becomes read-only, the working
+        file included) or a copy by the kernel. No fsync: call ``sync`` after a batch.
 
-        The file's size and modification time must be the same after the copy as
-        when it was hashed; otherwise it changed underneath and is refused rather
-        than stored under a name that does not match its bytes.
+        The file's size and modification time must still be those it was hashed
+        with; otherwise it changed underneath and is refused rather than stored
+        under a name that does not match its bytes.
         """
-        target = self.path(digest)
-        if os.path.exists(target):
+        if os.path.exists(self.path(digest)):
             return False
-        before = os.stat(source)
-        with self._beside(digest) as tmp:
-            shutil.copyfile(source, tmp)
-            after = os.stat(source)
-            if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
-                raise StoreError(f"{source} changed while it was being stored; add it again")
+        for strategy in strategies:
+            if strategy != "copy":
+                if self._share(source, digest, strategy):
+                    return True
+                continue
+            with self._beside(digest) as tmp:
+                shutil.copyfile(source.path, tmp)
+                if _changed(source):
+                    raise StoreError(
+                        f"{source.path} changed while it was being stored; add it again"
+                    )
+                os.chmod(tmp, _READ_ONLY)
+            return True
+        raise UsageError(f"none of the link strategies {strategies} could store {source.path}")
+
+    def _share(self, source: SourceFile, digest: str, strategy: str) -> bool:
+        """Try to store source by sharing its blocks or inode; False when this filesystem
+        cannot, or the file changed since it was hashed (its mode is then restored)."""
+        if (strategy, source.device) in self._unsupported:
+            return False
+        tmp = f"{self.path(digest).parent}/.{digest[2:12]}.{os.urandom(4).hex()}.part"
+        try:
+            _place(Path(source.path), Path(tmp), strategy)
             os.chmod(tmp, _READ_ONLY)
-            if durable:
-                fd = os.open(tmp, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-        return True
+            if _changed(source):
+                raise OSError(errno.ESTALE, "changed since it was hashed")
+            os.replace(tmp, self.path(digest))
+            return True
+        except OSError as exc:
+            _raise_space(exc, self.root)
+            if exc.errno in _UNSUPPORTED:
+                self._unsupported.add((strategy, source.device))
+            with contextlib.suppress(OSError):
+                if strategy == "hardlink" and os.path.samefile(tmp, source.path):
+                    os.chmod(source.path, source.mode)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            return False
 
     @contextlib.contextmanager
     def _beside(self, digest: str) -> Iterator[str]:
@@ -185,18 +232,12 @@ class LocalObjectStore:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(target)
         for strategy in strategies:
+            if (strategy, -1) in self._unsupported:
+                continue
             try:
-                if strategy == "reflink":
-                    _reflink(source, target)
-                elif strategy == "hardlink":
-                    os.link(source, target)
-                elif strategy == "copy":
-                    shutil.copyfile(source, target)
+                _place(source, target, strategy)
+                if strategy == "copy":
                     os.chmod(target, 0o644)
-                else:
-                    raise UsageError(
-                        f"unknown link strategy {strategy!r}; use reflink, hardlink or copy"
-                    )
                 return strategy
             except OSError as exc:
                 if not source.is_file():
@@ -204,6 +245,8 @@ class LocalObjectStore:
                 if strategy == "copy":
                     _raise_space(exc, target.parent)
                     raise
+                if exc.errno in _UNSUPPORTED:  # the object store is one device: -1
+                    self._unsupported.add((strategy, -1))
                 target.unlink(missing_ok=True)
         raise UsageError(f"none of the link strategies {strategies} worked for {target}")
 
@@ -257,6 +300,34 @@ def _raise_space(exc: OSError, where: Path) -> None:
             f"no space left to write under {where} ({os.strerror(exc.errno or 0)}); "
             "free space and try again; nothing partial was kept"
         ) from None
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file as a scan saw it, before it was hashed: what storing it is checked against."""
+
+    path: str
+    device: int
+    size: int
+    mtime_ns: int
+    mode: int
+
+
+def _changed(source: SourceFile) -> bool:
+    now = os.stat(source.path)
+    return (now.st_size, now.st_mtime_ns) != (source.size, source.mtime_ns)
+
+
+def _place(source: Path, target: Path, strategy: str) -> None:
+    """Make target hold source's bytes by one strategy: reflink, hardlink or copy."""
+    if strategy == "reflink":
+        _reflink(source, target)
+    elif strategy == "hardlink":
+        os.link(source, target)
+    elif strategy == "copy":
+        shutil.copyfile(source, target)
+    else:
+        raise UsageError(f"unknown link strategy {strategy!r}; use reflink, hardlink or copy")
 
 
 def _reflink(source: Path, target: Path) -> None:
