@@ -48,20 +48,41 @@ def big_file(path: Path, gib: float) -> None:
             handle.write(chunk)  # repeated chunks: hashing cost is the same as random data
 
 
-def lockstep_project(base: Path) -> Path:
-    project = base / "lockstep"
+def lockstep_project(base: Path, name: str = "lockstep", config: str = "") -> Path:
+    project = base / name
     project.mkdir()
     subprocess.run([str(LOCKSTEP), "init"], cwd=project, check=True, capture_output=True)
+    (project / ".lockstep" / "config.toml").write_text(config)
     return project
 
 
-def dvc_project(base: Path) -> Path:
-    project = base / "dvc"
+def dvc_project(base: Path, name: str = "dvc", cache_type: str = "") -> Path:
+    project = base / name
     project.mkdir()
     subprocess.run(["git", "init", "-q"], cwd=project, check=True)
     subprocess.run([str(DVC), "init", "-q"], cwd=project, check=True)
     subprocess.run([str(DVC), "config", "core.analytics", "false"], cwd=project, check=True)
+    if cache_type:
+        subprocess.run([str(DVC), "config", "cache.type", cache_type], cwd=project, check=True)
     return project
+
+
+HARDLINKS = '[data]\nlink = ["hardlink", "copy"]\n'
+
+
+def add_with_hardlinks(base: Path, source: Path, peers: bool) -> dict[str, float]:
+    """`add` when both tools are configured to link files into their cache."""
+    ours = lockstep_project(base, "lockstep-links", HARDLINKS)
+    copy = shutil.copytree if source.is_dir() else shutil.copyfile
+    copy(source, ours / source.name)
+    row = {"lockstep": timed([str(LOCKSTEP), "data", "add", source.name], ours)}
+    if peers:
+        theirs = dvc_project(base, "dvc-links", "hardlink")
+        copy(source, theirs / source.name)
+        row["dvc"] = timed([str(DVC), "add", "-q", source.name], theirs)
+        shutil.rmtree(theirs)
+    shutil.rmtree(ours)
+    return row
 
 
 def main() -> None:
@@ -95,6 +116,9 @@ def main() -> None:
             "dvc": row.get("dvc", 0.0),
         }
         (ours / ".lockstep" / "config.toml").write_text("")
+        results[f"add one {args.big_gib:g} GiB file, hardlinks in both (s)"] = add_with_hardlinks(
+            base, big, peers
+        )
         big.unlink()
         if theirs:
             (theirs / "big.bin").unlink()
@@ -105,13 +129,16 @@ def main() -> None:
             shutil.copytree(ours / "small", theirs / "small")
             row["dvc"] = timed([str(DVC), "add", "-q", "small"], theirs)
         results[f"add {args.small:,} x 4 KiB files, durable (s)"] = row
+        results[f"add {args.small:,} x 4 KiB files, hardlinks in both (s)"] = add_with_hardlinks(
+            base, ours / "small", peers
+        )
 
         row = {"lockstep": timed([str(LOCKSTEP), "data", "status", "small"], ours)}
         if theirs:
             row["dvc"] = timed([str(DVC), "status", "-q", "small.dvc"], theirs)
         results[f"no-change status, {args.small:,} files (s)"] = row
 
-        (ours / ".lockstep" / "config.toml").write_text('[data]\nlink = ["hardlink", "copy"]\n')
+        (ours / ".lockstep" / "config.toml").write_text(HARDLINKS)
         row = {
             "lockstep": timed(
                 [str(LOCKSTEP), "data", "checkout", "small", "--to", "small-out"], ours
