@@ -110,12 +110,8 @@ class LocalObjectStore:
         """
         if os.path.exists(self._name(digest)):
             return False
-        if source is not None:
-            for strategy in strategies:
-                if strategy == "copy":
-                    break
-                if self._share(source, digest, strategy):
-                    return True
+        if source is not None and self._share_first(source, digest, strategies):
+            return True
         with self._beside(digest) as tmp:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _READ_ONLY)
             try:
@@ -139,11 +135,9 @@ class LocalObjectStore:
         """
         if os.path.exists(self._name(digest)):
             return False
-        for strategy in strategies:
-            if strategy != "copy":
-                if self._share(source, digest, strategy):
-                    return True
-                continue
+        if self._share_first(source, digest, strategies):
+            return True
+        if "copy" in strategies:
             with self._beside(digest) as tmp:
                 shutil.copyfile(source.path, tmp)
                 if _changed(source):
@@ -153,6 +147,15 @@ class LocalObjectStore:
                 os.chmod(tmp, _READ_ONLY)
             return True
         raise UsageError(f"none of the link strategies {strategies} could store {source.path}")
+
+    def _share_first(self, source: SourceFile, digest: str, strategies: tuple[str, ...]) -> bool:
+        """Try the sharing strategies listed before copy, in order; True once one stored it."""
+        for strategy in strategies:
+            if strategy == "copy":
+                return False
+            if self._share(source, digest, strategy):
+                return True
+        return False
 
     def _share(self, source: SourceFile, digest: str, strategy: str) -> bool:
         """Try to store source by sharing its blocks or inode; False when this filesystem
