@@ -12,6 +12,7 @@ from lockstep.settings import STORE_DIRNAME, Settings
 
 if TYPE_CHECKING:  # SQLAlchemy loads only when a store is opened
     from lockstep.data.versions import DataWorkspace
+    from lockstep.data.worktree import Snapshots
     from lockstep.meta.store import MetaStore
 
 _GITIGNORE = "# Lockstep's store: never part of the project's code.\n*\n"
@@ -65,6 +66,13 @@ def locate(settings: Settings, *, create: bool) -> tuple[Path, Path]:
     return store_dir, project_root
 
 
+def worktree_snapshots(store_dir: Path) -> Snapshots:
+    """The datasets' working-copy snapshots: a local cache, like the stat cache."""
+    from lockstep.data.worktree import Snapshots
+
+    return Snapshots(store_dir / "cache" / "worktree")
+
+
 @dataclass
 class Workspace:
     """One opened store: its directory, its settings and its metadata."""
@@ -109,6 +117,7 @@ class Workspace:
             self.objects,
             DatasetRecords(self.meta.engine),
             StatCache(self.store_dir / "cache" / "stat.db"),
+            worktree_snapshots(self.store_dir),
             self.project_root,
             workers=int(workers) if workers else None,
             durable=bool(config.get("fsync", True)),

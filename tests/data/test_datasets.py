@@ -27,8 +27,17 @@ def project(tmp_path: Path) -> Path:
     (root / "data" / "labels.csv").write_text(
         "id,label\n" + "".join(f"{i},{i % 3}\n" for i in range(30))
     )
+    age_files(root / "data")
     assert lockstep(root, "init").returncode == 0
     return root
+
+
+def age_files(root: Path, seconds: int = 3600) -> None:
+    """Date files back, as data usually is: files written within a second of being hashed
+    are not trusted by their stat (they could change again without their mtime moving)."""
+    past = time.time_ns() - seconds * 1_000_000_000
+    for path in root.rglob("*"):
+        os.utime(path, ns=(past, past))
 
 
 def data_json(project: Path, *args: str) -> object:

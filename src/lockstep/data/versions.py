@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,6 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from lockstep.core.canonical import canonical_json
+from lockstep.data.tree import walk
+from lockstep.data.worktree import (
+    RACY_NS,
+    PendingComparison,
+    Snapshot,
+    Snapshots,
+    Stat,
+    start_comparison,
+)
 from lockstep.errors import ObjectCorrupt, UsageError
 from lockstep.meta.datasets import DatasetRecords, DatasetVersion, FileEntry
 from lockstep.objects.statcache import StatCache, StatKey, stat_key
@@ -26,7 +36,6 @@ MANIFEST_SCHEMA = 1
 # Files at least this large are hashed by BLAKE3's own threads over a memory map and
 # copied by the kernel; smaller ones are read once, hashed and written by a thread pool.
 _LARGE = 8 << 20
-_SKIP = frozenset({".git", ".lockstep", ".hg", ".svn"})
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,10 @@ class Scanned:
     absolute: str
     key: StatKey
     mode: int
+
+    @property
+    def stat(self) -> Stat:
+        return (self.key[1], self.key[2], self.key[3], self.mode)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,26 +72,16 @@ class Changes:
 
 
 def scan(root: Path) -> Iterator[Scanned]:
-    """Regular files under root (or root itself), with their stat keys; symlinks followed
-    only at the top."""
-    top = os.stat(root)
-    if stat.S_ISREG(top.st_mode):
-        yield Scanned("", str(root), stat_key(top), stat.S_IMODE(top.st_mode))
-        return
-    stack = [str(root)]
-    base = len(str(root)) + 1
-    while stack:
-        directory = stack.pop()
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    if entry.name not in _SKIP:
-                        stack.append(entry.path)
-                elif entry.is_file(follow_symlinks=False):
-                    info = entry.stat(follow_symlinks=False)
-                    yield Scanned(
-                        entry.path[base:], entry.path, stat_key(info), stat.S_IMODE(info.st_mode)
-                    )
+    """Regular files under root (or root itself), with their stat keys."""
+    top = str(root)
+    prefix = top + os.sep
+    for relative, info in walk(top):
+        yield Scanned(
+            relative,
+            prefix + relative if relative else top,
+            stat_key(info),
+            stat.S_IMODE(info.st_mode),
+        )
 
 
 class DataWorkspace:
@@ -89,6 +92,7 @@ class DataWorkspace:
         objects: LocalObjectStore,
         records: DatasetRecords,
         cache: StatCache,
+        snapshots: Snapshots,
         project_root: Path,
         workers: int | None = None,
         durable: bool = True,
@@ -97,6 +101,7 @@ class DataWorkspace:
         self.objects = objects
         self.records = records
         self.cache = cache
+        self.snapshots = snapshots
         self.project_root = project_root
         # One thread by default: measured on ext4 (2 cores), a second thread doubled the
         # time of storing 20,000 small files through kernel lock contention. Faster
@@ -127,15 +132,17 @@ class DataWorkspace:
         return item, digest, self.objects.put_small(data, digest, source, self.strategies)
 
     def digests(
-        self, root: Path, items: list[Scanned], *, store: bool
+        self, root: Path, items: list[Scanned], *, store: bool, cached: bool = True
     ) -> tuple[dict[str, str], int, int]:
         """Digest of every scanned file (relative path -> digest); unchanged files from the
-        stat cache; with store, new content goes to the object store."""
-        cached = self.cache.lookup(str(root))
+        stat cache unless not cached (files known to have changed); with store, new
+        content goes to the object store."""
+        started_ns = time.time_ns()
+        known = self.cache.lookup(str(root)) if cached else {}
         out: dict[str, str] = {}
         todo: list[Scanned] = []
         for item in items:
-            hit = cached.get(item.absolute)
+            hit = known.get(item.absolute)
             if hit is not None and hit[0] == item.key and (not store or self.objects.has(hit[1])):
                 out[item.relative] = hit[1]
             else:
@@ -157,7 +164,11 @@ class DataWorkspace:
             for item, digest, new in results:
                 out[item.relative] = digest
                 stored += new
-            self.cache.update((i.absolute, i.key, out[i.relative]) for i in todo)
+            # A file this recent may change again without its mtime moving: not cached.
+            trusted = started_ns - RACY_NS
+            self.cache.update(
+                (i.absolute, i.key, out[i.relative]) for i in todo if i.key[3] < trusted
+            )
         return out, len(todo), stored
 
     def _chunked(self, work: Any, items: list[Any]) -> list[Any]:
@@ -191,6 +202,7 @@ class DataWorkspace:
         root = path.resolve()
         if not root.exists():
             raise UsageError(f"{path} does not exist; give a file or a directory to version")
+        started_ns = time.time_ns()
         items = sorted(scan(root), key=lambda s: s.relative)
         if not items:
             raise UsageError(f"{path} holds no files to version")
@@ -207,6 +219,15 @@ class DataWorkspace:
             "files": [[e.path, e.size, e.mode, e.digest] for e in entries],
         }
         manifest_digest = self.objects.put_bytes(canonical_json(manifest)).digest
+        self.snapshots.save(
+            name,
+            Snapshot.taken(
+                root,
+                ((i.relative, i.stat, digests[i.relative]) for i in items),
+                (manifest_digest, {}),
+                started_ns,
+            ),
+        )
         try:
             latest = self.records.versions(name)[-1]
         except LookupError:
@@ -223,39 +244,97 @@ class DataWorkspace:
         )
         return AddResult(version=version, created=True, hashed=hashed, stored=stored)
 
-    def status(self, version: DatasetVersion) -> Changes:
-        """The working copy (where the version was added from) against the version."""
-        root = self._absolute(version.source_path)
-        recorded = {f.path: f for f in self.records.files(version.id)}
+    def status(self, version: DatasetVersion, pending: PendingComparison | None = None) -> Changes:
+        """The working copy (where the version was added from) against the version.
+
+        From the dataset's snapshot when there is one for that place: one walk
+        comparing stats, reading only files whose stat moved, and the version's
+        file list only when the snapshot did not already equal it. pending: the
+        walk, started earlier (see worktree.start_comparison).
+        """
+        root = self._absolute(version.source_path).resolve()
         if not root.exists():
-            return Changes(removed=[{"path": p, "size": f.size} for p, f in recorded.items()])
+            return Changes(
+                removed=[{"path": f.path, "size": f.size} for f in self.records.files(version.id)]
+            )
+        if pending is None or pending.root != str(root):
+            snapshot = self.snapshots.load(version.dataset)
+            if snapshot is None or snapshot.root != str(root):
+                return self._status_by_scan(version, root)
+            pending = start_comparison(str(root), snapshot)
+        snapshot = pending.snapshot
+        comparison = pending.result()
+        known = snapshot.compared_with(version.manifest_digest)
+        if comparison.clean and known:
+            assert snapshot.against is not None
+            differ = snapshot.against[1]
+            return _changes(
+                {p: e for p, e in differ.items() if e is not None},
+                {p: e for p in differ if (e := snapshot.current(p)) is not None},
+            )
+        moved = [
+            Scanned(
+                relative,
+                f"{root}{os.sep}{relative}" if relative else str(root),
+                (device, ino, size, mtime_ns),
+                mode,
+            )
+            for relative, device, (ino, size, mtime_ns, mode) in comparison.moved
+        ]
+        # Files whose stat moved since the snapshot: the stat cache cannot know them.
+        digests, _, _ = self.digests(root, moved, store=False, cached=False)
+        now = {i.relative: (i.key[2], digests[i.relative]) for i in moved}
+        if known:
+            # Only the paths that moved, vanished or already differed can differ now.
+            assert snapshot.against is not None
+            affected = {*snapshot.against[1], *comparison.missing, *now}
+            gone = set(comparison.missing)
+            before = {p: e for p in affected if (e := snapshot.recorded(p)) is not None}
+            after = {
+                p: e
+                for p in affected
+                if p not in gone and (e := now.get(p) or snapshot.current(p)) is not None
+            }
+        else:
+            before = {f.path: (f.size, f.digest) for f in self.records.files(version.id)}
+            after = {r: (info[1], d) for r, (info, d) in snapshot.entries().items()}
+            for relative in comparison.missing:
+                del after[relative]
+            after.update(now)
+        changes = _changes(before, after)
+        self.snapshots.save(
+            version.dataset,
+            snapshot.updated(
+                [(i.relative, i.stat, digests[i.relative]) for i in moved],
+                comparison.missing,
+                (version.manifest_digest, _differ(changes, before)),
+                comparison.started_ns,
+            ),
+        )
+        return changes
+
+    def _status_by_scan(self, version: DatasetVersion, root: Path) -> Changes:
+        """Status without a snapshot: scan, digests from the stat cache; leaves a snapshot."""
+        started_ns = time.time_ns()
         items = list(scan(root))
         digests, _, _ = self.digests(root, items, store=False)
-        sizes = {i.relative: i.key[2] for i in items}
-        return Changes(
-            added=[{"path": p, "size": sizes[p]} for p in sorted(digests.keys() - recorded.keys())],
-            removed=[
-                {"path": p, "size": recorded[p].size}
-                for p in sorted(recorded.keys() - digests.keys())
-            ],
-            modified=[
-                {"path": p, "size_before": recorded[p].size, "size_now": sizes[p]}
-                for p in sorted(recorded.keys() & digests.keys())
-                if recorded[p].digest != digests[p]
-            ],
+        recorded = {f.path: (f.size, f.digest) for f in self.records.files(version.id)}
+        changes = _changes(recorded, {i.relative: (i.key[2], digests[i.relative]) for i in items})
+        self.snapshots.save(
+            version.dataset,
+            Snapshot.taken(
+                root,
+                ((i.relative, i.stat, digests[i.relative]) for i in items),
+                (version.manifest_digest, _differ(changes, recorded)),
+                started_ns,
+            ),
         )
+        return changes
 
     def diff(self, a: DatasetVersion, b: DatasetVersion) -> Changes:
-        left = {f.path: f for f in self.records.files(a.id)}
-        right = {f.path: f for f in self.records.files(b.id)}
-        return Changes(
-            added=[{"path": p, "size": right[p].size} for p in sorted(right.keys() - left.keys())],
-            removed=[{"path": p, "size": left[p].size} for p in sorted(left.keys() - right.keys())],
-            modified=[
-                {"path": p, "size_before": left[p].size, "size_now": right[p].size}
-                for p in sorted(left.keys() & right.keys())
-                if left[p].digest != right[p].digest
-            ],
+        return _changes(
+            {f.path: (f.size, f.digest) for f in self.records.files(a.id)},
+            {f.path: (f.size, f.digest) for f in self.records.files(b.id)},
         )
 
     def checkout(
@@ -276,6 +355,7 @@ class DataWorkspace:
         files = self.records.files(version.id)
         paths = {"": target} if version.kind == "file" else {f.path: target / f.path for f in files}
         known = self._known_contents(version.dataset)
+        started_ns = time.time_ns()
         existing: list[Scanned] = []
         if target.exists():
             existing = list(scan(target))
@@ -303,8 +383,9 @@ class DataWorkspace:
                 os.chmod(paths[entry.path], entry.mode or 0o644)
             return how
 
-        for entry in changed:  # directories first, so the threads only create files
-            paths[entry.path].parent.mkdir(parents=True, exist_ok=True)
+        # Directories first, so the threads only create files.
+        for directory in sorted({paths[entry.path].parent for entry in changed}):
+            directory.mkdir(parents=True, exist_ok=True)
         used = set(self._chunked(materialise, changed))
         written = len(changed)
         wanted = {f.path for f in files}
@@ -317,6 +398,10 @@ class DataWorkspace:
                 removed.append(relative)
             else:
                 kept.append(relative)
+        if target == self._absolute(version.source_path).resolve():
+            self._snapshot_checkout(
+                version, target, started_ns, existing, current, changed, removed, kept
+            )
         return {
             "version": version.ref,
             "target": str(target),
@@ -326,6 +411,29 @@ class DataWorkspace:
             "not_in_version": kept,
             "links": sorted(used),
         }
+
+    def _snapshot_checkout(
+        self,
+        version: DatasetVersion,
+        target: Path,
+        started_ns: int,
+        existing: list[Scanned],
+        current: dict[str, str],
+        written: list[FileEntry],
+        removed: list[str],
+        kept: list[str],
+    ) -> None:
+        """Leave the dataset's snapshot of the working copy a checkout just wrote."""
+        rewritten = {f.path for f in written}.union(removed)
+        files = [(i.relative, i.stat, current[i.relative]) for i in existing]
+        files = [entry for entry in files if entry[0] not in rewritten]
+        for entry in written:
+            info = os.stat(target / entry.path if entry.path else target)
+            stat_now = (info.st_ino, info.st_size, info.st_mtime_ns, stat.S_IMODE(info.st_mode))
+            files.append((entry.path, stat_now, entry.digest))
+        # Files the checkout left alone are ones the version lacks.
+        against = (version.manifest_digest, dict.fromkeys(kept))
+        self.snapshots.save(version.dataset, Snapshot.taken(target, files, against, started_ns))
 
     def _known_contents(self, dataset: str) -> set[tuple[str, str]]:
         known: set[tuple[str, str]] = set()
@@ -339,3 +447,25 @@ class DataWorkspace:
         actual, _ = hash_file(self.objects.path(digest))
         if actual != digest:
             raise ObjectCorrupt(digest, actual)
+
+
+def _changes(before: dict[str, tuple[int, str]], after: dict[str, tuple[int, str]]) -> Changes:
+    """Files added, removed and modified from before to after (path -> (size, digest))."""
+    return Changes(
+        added=[{"path": p, "size": after[p][0]} for p in sorted(after.keys() - before.keys())],
+        removed=[{"path": p, "size": before[p][0]} for p in sorted(before.keys() - after.keys())],
+        modified=[
+            {"path": p, "size_before": before[p][0], "size_now": after[p][0]}
+            for p in sorted(before.keys() & after.keys())
+            if before[p][1] != after[p][1]
+        ],
+    )
+
+
+def _differ(
+    changes: Changes, recorded: dict[str, tuple[int, str]]
+) -> dict[str, tuple[int, str] | None]:
+    """The version's entry of each changed path (None: added), as snapshots keep them."""
+    differ: dict[str, tuple[int, str] | None] = {c["path"]: None for c in changes.added}
+    differ.update((c["path"], recorded[c["path"]]) for c in changes.removed + changes.modified)
+    return differ
