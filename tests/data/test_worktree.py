@@ -22,6 +22,7 @@ from lockstep.data.worktree import (
     Snapshots,
     compare,
 )
+from lockstep.errors import UsageError
 from lockstep.settings import Settings
 from lockstep.workspace import Workspace
 from tests.data.test_datasets import age_files
@@ -214,6 +215,10 @@ def test_checkout_leaves_a_snapshot_that_status_trusts(workspace: Workspace) -> 
         added=[{"path": "mine.txt", "size": 18}]
     )
     assert data.status(data.records.resolve("train")) == expected_changes(data, root, "train")
+    assert data.checkout(first)["written"] == 0  # the snapshot says every file is in place
+    (root / "sub" / "01.bin").write_bytes(b"a local edit")
+    with pytest.raises(UsageError, match="local changes"):
+        data.checkout(first)
 
 
 def test_status_without_a_snapshot_or_for_another_place_reads_the_tree(
@@ -242,3 +247,16 @@ def test_snapshots_belong_to_one_python(tmp_path: Path) -> None:
     fields[1] = (sys.version_info[0], sys.version_info[1] - 1)
     path.write_bytes(marshal.dumps(tuple(fields)))
     assert snapshots.load("train") is None
+
+
+def test_version_files_come_from_the_manifest_and_a_damaged_one_is_not_trusted(
+    workspace: Workspace,
+) -> None:
+    data = workspace.data()
+    version = data.add(workspace.project_root / "data", name="train").version
+    from_rows = data.records.files(version.id)
+    assert sorted(data.files(version), key=lambda f: f.path) == from_rows
+    manifest = data.objects.path(version.manifest_digest)
+    manifest.chmod(0o644)
+    manifest.write_bytes(manifest.read_bytes().replace(b'"files"', b'"filez"'))
+    assert data.files(version) == from_rows  # the metadata's rows, not the damaged object

@@ -111,3 +111,33 @@ def test_a_filesystem_without_reflinks_falls_back_to_a_copy(tmp_path: Path) -> N
         stored = store.path(digest)
         shares = os.path.samefile(stored, path)
         assert not shares and stat.S_IMODE(stored.stat().st_mode) == 0o444
+
+
+@pytest.mark.parametrize("strategy", ["copy", "hardlink", "reflink"])
+def test_link_replaces_what_is_at_the_target_and_never_writes_through_it(
+    tmp_path: Path, strategy: str
+) -> None:
+    store = LocalObjectStore(tmp_path / "objects")
+    digest = store.put_bytes(b"the object").digest
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"keep me")
+    target = tmp_path / "work" / "file.txt"
+    target.parent.mkdir()
+    os.symlink(victim, target)  # a scan skips symlinks: the caller believes nothing is there
+    how = store.link(digest, target, (strategy, "copy"), replace=False)
+    assert how in (strategy, "copy")
+    assert not target.is_symlink() and target.read_bytes() == b"the object"
+    assert victim.read_bytes() == b"keep me"
+    other = store.put_bytes(b"another object").digest
+    store.link(other, target, (strategy, "copy"))  # replace: a file the caller saw
+    assert target.read_bytes() == b"another object"
+    assert store.read_bytes(digest) == b"the object"  # a hardlinked object is untouched
+
+
+def test_a_failed_copy_leaves_nothing_at_the_target(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "objects")
+    digest = store.put_bytes(b"x" * 4096).digest
+    target = tmp_path / "missing-dir" / "file"
+    with pytest.raises(FileNotFoundError):
+        store.link(digest, target, ("copy",), replace=False)
+    assert not target.exists()

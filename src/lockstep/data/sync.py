@@ -19,7 +19,7 @@ from typing import Any
 
 from lockstep.core.canonical import canonical_json
 from lockstep.core.records import digests_named_in
-from lockstep.meta.datasets import FileEntry
+from lockstep.data.versions import manifest_files
 from lockstep.objects.remote import Remote
 from lockstep.workspace import Workspace
 
@@ -161,9 +161,7 @@ def pull(workspace: Workspace, remote: Remote, progress: Progress = _no_progress
     for doc in dataset_docs:
         for v in doc["versions"]:
             manifest = manifests[v["manifest"]]
-            files = [
-                FileEntry(path=p, size=s, mode=m, digest=d) for p, s, m, d in manifest["files"]
-            ]
+            files = manifest_files(manifest)
             outcome = records.import_version(
                 name=doc["name"],
                 number=v["number"],

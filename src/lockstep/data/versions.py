@@ -21,6 +21,7 @@ from lockstep.core.canonical import canonical_json
 from lockstep.data.tree import walk
 from lockstep.data.worktree import (
     RACY_NS,
+    Comparison,
     PendingComparison,
     Snapshot,
     Snapshots,
@@ -103,10 +104,13 @@ class DataWorkspace:
         self.cache = cache
         self.snapshots = snapshots
         self.project_root = project_root
-        # One thread by default: measured on ext4 (2 cores), a second thread doubled the
-        # time of storing 20,000 small files through kernel lock contention. Faster
-        # filesystems gain from more: `[data] workers = N` in config.toml.
+        # Adding: one thread by default: measured on ext4 (2 cores), a second thread
+        # doubled the time of storing 20,000 small files through kernel lock contention
+        # in the store's directories. Checking out: one per core (up to 4), since files
+        # go to the working copy's directories: 2 threads halved 20,000 hardlinks.
+        # `[data] workers = N` in config.toml sets both.
         self.workers = workers or 1
+        self.checkout_workers = workers or min(4, os.cpu_count() or 1)
         # Durable: objects reach the disk before the version naming them is recorded.
         # `[data] fsync = false` trades that for speed (as DVC does), not atomicity.
         self.durable = durable
@@ -171,15 +175,17 @@ class DataWorkspace:
             )
         return out, len(todo), stored
 
-    def _chunked(self, work: Any, items: list[Any]) -> list[Any]:
-        """work over items on a few threads, each taking a contiguous share.
+    def _chunked(self, work: Any, items: list[Any], workers: int | None = None) -> list[Any]:
+        """work over items on a few threads (default: self.workers), each taking a
+        contiguous share.
 
         One task per thread, not per file: per-file futures cost more than a
         small file's I/O, and more threads than cores contend on directory locks.
         """
-        if len(items) < 64 or self.workers == 1:
+        workers = workers or self.workers
+        if len(items) < 64 or workers == 1:
             return [work(i) for i in items]
-        size = -(-len(items) // self.workers)
+        size = -(-len(items) // workers)
         shares = [items[k : k + size] for k in range(0, len(items), size)]
         with ThreadPoolExecutor(len(shares)) as pool:
             return [
@@ -187,6 +193,22 @@ class DataWorkspace:
             ]
 
     # versions ----------------------------------------------------------------
+
+    def files(self, version: DatasetVersion) -> list[FileEntry]:
+        """The version's files, from its manifest object (one read, a tenth of the time
+        of the metadata's rows), else from the metadata."""
+        from blake3 import blake3
+
+        path = self.objects.path(version.manifest_digest)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return self.records.files(version.id)
+        if blake3(raw).hexdigest() != version.manifest_digest:  # fsck names it
+            return self.records.files(version.id)
+        import orjson
+
+        return manifest_files(orjson.loads(raw))
 
     def _display(self, root: Path) -> str:
         try:
@@ -254,9 +276,7 @@ class DataWorkspace:
         """
         root = self._absolute(version.source_path).resolve()
         if not root.exists():
-            return Changes(
-                removed=[{"path": f.path, "size": f.size} for f in self.records.files(version.id)]
-            )
+            return Changes(removed=[{"path": f.path, "size": f.size} for f in self.files(version)])
         if pending is None or pending.root != str(root):
             snapshot = self.snapshots.load(version.dataset)
             if snapshot is None or snapshot.root != str(root):
@@ -272,17 +292,7 @@ class DataWorkspace:
                 {p: e for p, e in differ.items() if e is not None},
                 {p: e for p in differ if (e := snapshot.current(p)) is not None},
             )
-        moved = [
-            Scanned(
-                relative,
-                f"{root}{os.sep}{relative}" if relative else str(root),
-                (device, ino, size, mtime_ns),
-                mode,
-            )
-            for relative, device, (ino, size, mtime_ns, mode) in comparison.moved
-        ]
-        # Files whose stat moved since the snapshot: the stat cache cannot know them.
-        digests, _, _ = self.digests(root, moved, store=False, cached=False)
+        moved, digests = self._moved(root, comparison)
         now = {i.relative: (i.key[2], digests[i.relative]) for i in moved}
         if known:
             # Only the paths that moved, vanished or already differed can differ now.
@@ -296,7 +306,7 @@ class DataWorkspace:
                 if p not in gone and (e := now.get(p) or snapshot.current(p)) is not None
             }
         else:
-            before = {f.path: (f.size, f.digest) for f in self.records.files(version.id)}
+            before = {f.path: (f.size, f.digest) for f in self.files(version)}
             after = {r: (info[1], d) for r, (info, d) in snapshot.entries().items()}
             for relative in comparison.missing:
                 del after[relative]
@@ -313,18 +323,52 @@ class DataWorkspace:
         )
         return changes
 
+    def _moved(self, root: Path, comparison: Comparison) -> tuple[list[Scanned], dict[str, str]]:
+        """The files a comparison found new or changed, and their digests (read now: the
+        stat cache cannot know files whose stat moved since the snapshot)."""
+        moved = [
+            Scanned(
+                relative,
+                f"{root}{os.sep}{relative}" if relative else str(root),
+                (device, ino, size, mtime_ns),
+                mode,
+            )
+            for relative, device, (ino, size, mtime_ns, mode) in comparison.moved
+        ]
+        digests, _, _ = self.digests(root, moved, store=False, cached=False)
+        return moved, digests
+
+    def _working_copy(self, dataset: str, root: Path) -> dict[str, tuple[Stat, str]]:
+        """Every file under root with its stat and digest: through the dataset's snapshot
+        when it has one of root (only moved files read), else a scan and the stat cache."""
+        snapshot = self.snapshots.load(dataset)
+        if snapshot is not None and snapshot.root == str(root):
+            comparison = start_comparison(str(root), snapshot).result()
+            files = snapshot.entries()
+            for relative in comparison.missing:
+                del files[relative]
+            moved, digests = self._moved(root, comparison)
+            files.update((i.relative, (i.stat, digests[i.relative])) for i in moved)
+            return files
+        return self._scanned(root)
+
+    def _scanned(self, root: Path) -> dict[str, tuple[Stat, str]]:
+        """Every file under root with its stat and digest, by a scan and the stat cache."""
+        items = list(scan(root))
+        digests, _, _ = self.digests(root, items, store=False)
+        return {i.relative: (i.stat, digests[i.relative]) for i in items}
+
     def _status_by_scan(self, version: DatasetVersion, root: Path) -> Changes:
         """Status without a snapshot: scan, digests from the stat cache; leaves a snapshot."""
         started_ns = time.time_ns()
-        items = list(scan(root))
-        digests, _, _ = self.digests(root, items, store=False)
-        recorded = {f.path: (f.size, f.digest) for f in self.records.files(version.id)}
-        changes = _changes(recorded, {i.relative: (i.key[2], digests[i.relative]) for i in items})
+        files = self._scanned(root)
+        recorded = {f.path: (f.size, f.digest) for f in self.files(version)}
+        changes = _changes(recorded, {r: (info[1], d) for r, (info, d) in files.items()})
         self.snapshots.save(
             version.dataset,
             Snapshot.taken(
                 root,
-                ((i.relative, i.stat, digests[i.relative]) for i in items),
+                ((r, info, d) for r, (info, d) in files.items()),
                 (version.manifest_digest, _differ(changes, recorded)),
                 started_ns,
             ),
@@ -333,8 +377,8 @@ class DataWorkspace:
 
     def diff(self, a: DatasetVersion, b: DatasetVersion) -> Changes:
         return _changes(
-            {f.path: (f.size, f.digest) for f in self.records.files(a.id)},
-            {f.path: (f.size, f.digest) for f in self.records.files(b.id)},
+            {f.path: (f.size, f.digest) for f in self.files(a)},
+            {f.path: (f.size, f.digest) for f in self.files(b)},
         )
 
     def checkout(
@@ -352,14 +396,16 @@ class DataWorkspace:
         one lacks; leaves anything else alone and says so.
         """
         target = (to or self._absolute(version.source_path)).resolve()
-        files = self.records.files(version.id)
-        paths = {"": target} if version.kind == "file" else {f.path: target / f.path for f in files}
-        known = self._known_contents(version.dataset)
+        files = self.files(version)
+        base = f"{target}{os.sep}"
+        paths = (
+            {"": str(target)} if version.kind == "file" else {f.path: base + f.path for f in files}
+        )
         started_ns = time.time_ns()
-        existing: list[Scanned] = []
-        if target.exists():
-            existing = list(scan(target))
-        current, _, _ = self.digests(target, existing, store=False) if existing else ({}, 0, 0)
+        existing = self._working_copy(version.dataset, target) if target.exists() else {}
+        current = {relative: digest for relative, (_, digest) in existing.items()}
+        # What other versions of this dataset held: only read when something is there.
+        known = self._known_contents(version.dataset) if current else set()
         conflicts = [
             f.path or target.name
             for f in files
@@ -378,15 +424,18 @@ class DataWorkspace:
         def materialise(entry: FileEntry) -> str:
             if verify:
                 self.verify_object(entry.digest)
-            how = self.objects.link(entry.digest, paths[entry.path], self.strategies)
+            path = paths[entry.path]
+            how = self.objects.link(
+                entry.digest, path, self.strategies, replace=entry.path in current
+            )
             if how == "copy":
-                os.chmod(paths[entry.path], entry.mode or 0o644)
+                os.chmod(path, entry.mode or 0o644)
             return how
 
         # Directories first, so the threads only create files.
-        for directory in sorted({paths[entry.path].parent for entry in changed}):
-            directory.mkdir(parents=True, exist_ok=True)
-        used = set(self._chunked(materialise, changed))
+        for directory in sorted({os.path.dirname(paths[entry.path]) for entry in changed}):
+            os.makedirs(directory, exist_ok=True)
+        used = set(self._chunked(materialise, changed, self.checkout_workers))
         written = len(changed)
         wanted = {f.path for f in files}
         removed, kept = [], []
@@ -399,9 +448,7 @@ class DataWorkspace:
             else:
                 kept.append(relative)
         if target == self._absolute(version.source_path).resolve():
-            self._snapshot_checkout(
-                version, target, started_ns, existing, current, changed, removed, kept
-            )
+            self._snapshot_checkout(version, target, started_ns, existing, changed, removed, kept)
         return {
             "version": version.ref,
             "target": str(target),
@@ -417,28 +464,35 @@ class DataWorkspace:
         version: DatasetVersion,
         target: Path,
         started_ns: int,
-        existing: list[Scanned],
-        current: dict[str, str],
+        existing: dict[str, tuple[Stat, str]],
         written: list[FileEntry],
         removed: list[str],
         kept: list[str],
     ) -> None:
         """Leave the dataset's snapshot of the working copy a checkout just wrote."""
-        rewritten = {f.path for f in written}.union(removed)
-        files = [(i.relative, i.stat, current[i.relative]) for i in existing]
-        files = [entry for entry in files if entry[0] not in rewritten]
+        files = dict(existing)
+        for relative in removed:
+            del files[relative]
         for entry in written:
-            info = os.stat(target / entry.path if entry.path else target)
+            info = os.stat(f"{target}{os.sep}{entry.path}" if entry.path else target)
             stat_now = (info.st_ino, info.st_size, info.st_mtime_ns, stat.S_IMODE(info.st_mode))
-            files.append((entry.path, stat_now, entry.digest))
+            files[entry.path] = (stat_now, entry.digest)
         # Files the checkout left alone are ones the version lacks.
         against = (version.manifest_digest, dict.fromkeys(kept))
-        self.snapshots.save(version.dataset, Snapshot.taken(target, files, against, started_ns))
+        self.snapshots.save(
+            version.dataset,
+            Snapshot.taken(
+                target,
+                ((r, info, d) for r, (info, d) in files.items()),
+                against,
+                started_ns,
+            ),
+        )
 
     def _known_contents(self, dataset: str) -> set[tuple[str, str]]:
         known: set[tuple[str, str]] = set()
         for version in self.records.versions(dataset):
-            known.update((f.path, f.digest) for f in self.records.files(version.id))
+            known.update((f.path, f.digest) for f in self.files(version))
         return known
 
     def verify_object(self, digest: str) -> None:
@@ -447,6 +501,11 @@ class DataWorkspace:
         actual, _ = hash_file(self.objects.path(digest))
         if actual != digest:
             raise ObjectCorrupt(digest, actual)
+
+
+def manifest_files(manifest: dict[str, Any]) -> list[FileEntry]:
+    """The file entries a version's manifest lists."""
+    return [FileEntry(path=p, size=s, mode=m, digest=d) for p, s, m, d in manifest["files"]]
 
 
 def _changes(before: dict[str, tuple[int, str]], after: dict[str, tuple[int, str]]) -> Changes:

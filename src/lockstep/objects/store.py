@@ -14,6 +14,7 @@ import contextlib
 import errno
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -233,32 +234,42 @@ class LocalObjectStore:
         """Make every object written so far durable (one call for a whole batch)."""
         os.sync()
 
-    def link(self, digest: str, target: Path, strategies: tuple[str, ...]) -> str:
+    def link(
+        self, digest: str, target: str | Path, strategies: tuple[str, ...], *, replace: bool = True
+    ) -> str:
         """Materialise an object at target by the first strategy that works here.
 
         reflink shares blocks copy-on-write; hardlink shares the read-only object
         (an in-place edit fails instead of corrupting the store); copy is a copy.
+        A file already at target is replaced, never written through; replace=False
+        says the caller saw none there (it saves a system call per file).
         """
         source = self._name(digest)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(target)
+        if replace:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target)
         for strategy in strategies:
             if (strategy, -1) in self._unsupported:
                 continue
             try:
-                _place(source, target, strategy)
+                try:
+                    _place(source, target, strategy)
+                except FileExistsError:  # appeared after all (or a symlink the scan skipped)
+                    os.unlink(target)
+                    _place(source, target, strategy)
                 if strategy == "copy":
                     os.chmod(target, 0o644)
                 return strategy
             except OSError as exc:
                 if not os.path.isfile(source):
                     raise ObjectMissing(digest) from None
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(target)  # nothing partial left behind
                 if strategy == "copy":
-                    _raise_space(exc, target.parent)
+                    _raise_space(exc, Path(target).parent)
                     raise
                 if exc.errno in _UNSUPPORTED:  # the object store is one device: -1
                     self._unsupported.add((strategy, -1))
-                target.unlink(missing_ok=True)
         raise UsageError(f"none of the link strategies {strategies} worked for {target}")
 
     def open(self, digest: str) -> BinaryIO:
@@ -330,13 +341,14 @@ def _changed(source: SourceFile) -> bool:
 
 
 def _place(source: str | Path, target: str | Path, strategy: str) -> None:
-    """Make target hold source's bytes by one strategy: reflink, hardlink or copy."""
+    """Make target (which must not exist) hold source's bytes by one strategy: reflink,
+    hardlink or copy. Never opens an existing target: it could be a link to an object."""
     if strategy == "reflink":
         _reflink(source, target)
     elif strategy == "hardlink":
         os.link(source, target)
     elif strategy == "copy":
-        shutil.copyfile(source, target)
+        _copy(source, target)
     else:
         raise UsageError(f"unknown link strategy {strategy!r}; use reflink, hardlink or copy")
 
@@ -344,5 +356,18 @@ def _place(source: str | Path, target: str | Path, strategy: str) -> None:
 def _reflink(source: str | Path, target: str | Path) -> None:
     import fcntl
 
-    with open(source, "rb") as src, open(target, "wb") as dst:
+    with open(source, "rb") as src, open(target, "xb") as dst:
         fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
+
+
+def _copy(source: str | Path, target: str | Path) -> None:
+    with open(source, "rb") as src, open(target, "xb") as dst:
+        if sys.platform == "linux":  # in the kernel, as shutil.copyfile does
+            size, offset = os.fstat(src.fileno()).st_size, 0
+            while offset < size:
+                sent = os.sendfile(dst.fileno(), src.fileno(), offset, size - offset)
+                if sent == 0:
+                    break
+                offset += sent
+        else:
+            shutil.copyfileobj(src, dst, 1 << 20)
