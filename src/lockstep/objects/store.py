@@ -190,12 +190,14 @@ class LocalObjectStore:
         try:
             yield tmp
             os.replace(tmp, self._name(digest))
-        except OSError as exc:
-            _raise_space(exc, self.root)
-            raise
-        finally:
+        except BaseException as exc:
+            # Only on failure: after the rename there is nothing to remove (an unlink
+            # per object that must fail cost a tenth of adding small files).
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            if isinstance(exc, OSError):
+                _raise_space(exc, self.root)
+            raise
 
     def _hidden(self, digest: str) -> str:
         """A temporary name beside the object, hidden from iter_digests."""
