@@ -39,9 +39,14 @@ def default_store_dir(settings: Settings) -> Path:
     return settings.cwd / STORE_DIRNAME
 
 
+def default_database(store_dir: Path) -> Path:
+    """The SQLite file inside the store that holds the metadata unless a URL is set."""
+    return store_dir / "lockstep.db"
+
+
 def metadata_url(settings: Settings, store_dir: Path) -> str:
     """Where the metadata lives: the configured URL, else SQLite inside the store."""
-    return settings.db_url or f"sqlite:///{store_dir / 'lockstep.db'}"
+    return settings.db_url or f"sqlite:///{default_database(store_dir)}"
 
 
 def init_store_dir(path: Path) -> bool:

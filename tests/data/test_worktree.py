@@ -14,7 +14,8 @@ from pathlib import Path
 import blake3
 import pytest
 
-from lockstep.data.versions import Changes, DataWorkspace
+from lockstep.data.changes import Changes
+from lockstep.data.versions import DataWorkspace
 from lockstep.data.worktree import (
     RACY_NS,
     PendingComparison,

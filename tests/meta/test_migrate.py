@@ -6,8 +6,9 @@ import pytest
 import sqlalchemy as sa
 
 from lockstep.errors import StoreError, StoreNeedsMigration, StoreTooNew
-from lockstep.meta import migrate, schema
+from lockstep.meta import migrate
 from lockstep.meta.engine import create_engine
+from lockstep.meta.revisions import SCHEMA_HEAD
 from lockstep.meta.store import MetaStore
 
 
@@ -15,7 +16,7 @@ def test_new_store_gets_the_head_schema_and_writer_version(tmp_path: Path) -> No
     url = f"sqlite:///{tmp_path / 'm.db'}"
     MetaStore.open(url).close()
     engine = create_engine(url)
-    assert migrate.current_revision(engine) == schema.SCHEMA_HEAD
+    assert migrate.current_revision(engine) == SCHEMA_HEAD
     assert migrate.writer_version(engine) is not None
     with engine.connect() as connection:
         mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
@@ -53,7 +54,7 @@ def test_old_store_is_never_migrated_silently(tmp_path: Path) -> None:
         MetaStore.open(url)
     engine = create_engine(url)
     assert migrate.current_revision(engine) == "0001"  # untouched by the refused open
-    assert migrate.upgrade(engine) == ("0001", schema.SCHEMA_HEAD)
+    assert migrate.upgrade(engine) == ("0001", SCHEMA_HEAD)
     engine.dispose()
     MetaStore.open(url).close()
 
@@ -70,7 +71,7 @@ def test_foreign_database_is_refused(tmp_path: Path) -> None:
 
 def test_upgrade_is_idempotent(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'm.db'}")
-    assert migrate.upgrade(engine) == (None, schema.SCHEMA_HEAD)
-    assert migrate.upgrade(engine) == (schema.SCHEMA_HEAD, schema.SCHEMA_HEAD)
+    assert migrate.upgrade(engine) == (None, SCHEMA_HEAD)
+    assert migrate.upgrade(engine) == (SCHEMA_HEAD, SCHEMA_HEAD)
     assert sa.inspect(engine).has_table("metric_chunks")
     engine.dispose()

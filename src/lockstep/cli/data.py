@@ -31,25 +31,6 @@ def _changes(changes: Any) -> None:
             out.print(f"[{style}]{kind:9s}[/] {item['path']}  {_size(size)}")
 
 
-def _start_walk(settings: Any, name: str) -> Any:
-    """Start comparing the dataset's working copy with its snapshot before the metadata
-    store loads (its import alone is ~0.3 s), so the walk and the import overlap."""
-    import os
-
-    from lockstep.data.worktree import start_comparison
-    from lockstep.errors import StoreNotFound
-    from lockstep.workspace import locate, worktree_snapshots
-
-    try:
-        store_dir, _ = locate(settings, create=False)
-    except StoreNotFound:
-        return None  # opening the workspace says so
-    snapshot = worktree_snapshots(store_dir).load(name.partition("@")[0])
-    if snapshot is None or not os.path.exists(snapshot.root):
-        return None
-    return start_comparison(snapshot.root, snapshot)
-
-
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
@@ -139,21 +120,28 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
     @pass_context
     def data_status(obj: Any, name: str | None, as_json: bool) -> int:
         """What changed where each dataset (or NAME) was added from, since its last version."""
-        pending = _start_walk(obj.settings, name) if name else None
-        data = obj.workspace().data()
-        versions = [data.records.resolve(name)] if name else data.records.latest_versions()
-        report = {v.dataset: data.status(v, pending) for v in versions}
+        from lockstep.data.quick_status import StatusShortcut
+
+        # The walk starts before the metadata store loads, and may make loading it moot.
+        shortcut = StatusShortcut(obj.settings, name) if name else None
+        answered = shortcut.answer() if shortcut else None
+        rows: list[tuple[str, int, str, Any]]  # dataset, number, source path, changes
+        if answered is not None:
+            peek, changes = answered
+            rows = [(peek.dataset, peek.number, peek.source_path, changes)]
+        else:
+            data = obj.workspace().data()
+            versions = [data.records.resolve(name)] if name else data.records.latest_versions()
+            pending = shortcut.pending if shortcut else None
+            rows = [(v.dataset, v.number, v.source_path, data.status(v, pending)) for v in versions]
         if as_json:
             render.print_json(
-                {
-                    k: {"version": f"v{v.number}", **report[k].to_json()}
-                    for k, v in zip(report, versions, strict=True)
-                }
+                {d: {"version": f"v{n}", **changes.to_json()} for d, n, _, changes in rows}
             )
         else:
-            for version in versions:
-                render.console().print(f"[bold]{version.ref}[/] ({version.source_path})")
-                _changes(report[version.dataset])
+            for dataset, number, source, changes in rows:
+                render.console().print(f"[bold]{dataset}@v{number}[/] ({source})")
+                _changes(changes)
         return 0
 
     @data.command("diff")

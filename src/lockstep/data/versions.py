@@ -13,14 +13,16 @@ import stat
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lockstep.core.canonical import canonical_json
+from lockstep.data.changes import Changes, as_snapshotted, between, differ_of
 from lockstep.data.tree import walk
 from lockstep.data.worktree import (
     RACY_NS,
+    Against,
     Comparison,
     PendingComparison,
     Snapshot,
@@ -57,19 +59,6 @@ class AddResult:
     created: bool  # False: the content equals the latest version
     hashed: int  # files read this time (the rest came from the stat cache)
     stored: int  # objects new to the store
-
-
-@dataclass(frozen=True, kw_only=True)
-class Changes:
-    added: list[dict[str, Any]] = field(default_factory=list)
-    removed: list[dict[str, Any]] = field(default_factory=list)
-    modified: list[dict[str, Any]] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.added or self.removed or self.modified)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"added": self.added, "removed": self.removed, "modified": self.modified}
 
 
 def scan(root: Path) -> Iterator[Scanned]:
@@ -286,12 +275,7 @@ class DataWorkspace:
         comparison = pending.result()
         known = snapshot.compared_with(version.manifest_digest)
         if comparison.clean and known:
-            assert snapshot.against is not None
-            differ = snapshot.against[1]
-            return _changes(
-                {p: e for p, e in differ.items() if e is not None},
-                {p: e for p in differ if (e := snapshot.current(p)) is not None},
-            )
+            return as_snapshotted(snapshot)
         moved, digests = self._moved(root, comparison)
         now = {i.relative: (i.key[2], digests[i.relative]) for i in moved}
         if known:
@@ -311,13 +295,13 @@ class DataWorkspace:
             for relative in comparison.missing:
                 del after[relative]
             after.update(now)
-        changes = _changes(before, after)
+        changes = between(before, after)
         self.snapshots.save(
             version.dataset,
             snapshot.updated(
                 [(i.relative, i.stat, digests[i.relative]) for i in moved],
                 comparison.missing,
-                (version.manifest_digest, _differ(changes, before)),
+                (version.manifest_digest, differ_of(changes, before)),
                 comparison.started_ns,
             ),
         )
@@ -363,20 +347,20 @@ class DataWorkspace:
         started_ns = time.time_ns()
         files = self._scanned(root)
         recorded = {f.path: (f.size, f.digest) for f in self.files(version)}
-        changes = _changes(recorded, {r: (info[1], d) for r, (info, d) in files.items()})
+        changes = between(recorded, {r: (info[1], d) for r, (info, d) in files.items()})
         self.snapshots.save(
             version.dataset,
             Snapshot.taken(
                 root,
                 ((r, info, d) for r, (info, d) in files.items()),
-                (version.manifest_digest, _differ(changes, recorded)),
+                (version.manifest_digest, differ_of(changes, recorded)),
                 started_ns,
             ),
         )
         return changes
 
     def diff(self, a: DatasetVersion, b: DatasetVersion) -> Changes:
-        return _changes(
+        return between(
             {f.path: (f.size, f.digest) for f in self.files(a)},
             {f.path: (f.size, f.digest) for f in self.files(b)},
         )
@@ -478,7 +462,7 @@ class DataWorkspace:
             stat_now = (info.st_ino, info.st_size, info.st_mtime_ns, stat.S_IMODE(info.st_mode))
             files[entry.path] = (stat_now, entry.digest)
         # Files the checkout left alone are ones the version lacks.
-        against = (version.manifest_digest, dict.fromkeys(kept))
+        against: Against = (version.manifest_digest, dict.fromkeys(kept))
         self.snapshots.save(
             version.dataset,
             Snapshot.taken(
@@ -506,25 +490,3 @@ class DataWorkspace:
 def manifest_files(manifest: dict[str, Any]) -> list[FileEntry]:
     """The file entries a version's manifest lists."""
     return [FileEntry(path=p, size=s, mode=m, digest=d) for p, s, m, d in manifest["files"]]
-
-
-def _changes(before: dict[str, tuple[int, str]], after: dict[str, tuple[int, str]]) -> Changes:
-    """Files added, removed and modified from before to after (path -> (size, digest))."""
-    return Changes(
-        added=[{"path": p, "size": after[p][0]} for p in sorted(after.keys() - before.keys())],
-        removed=[{"path": p, "size": before[p][0]} for p in sorted(before.keys() - after.keys())],
-        modified=[
-            {"path": p, "size_before": before[p][0], "size_now": after[p][0]}
-            for p in sorted(before.keys() & after.keys())
-            if before[p][1] != after[p][1]
-        ],
-    )
-
-
-def _differ(
-    changes: Changes, recorded: dict[str, tuple[int, str]]
-) -> dict[str, tuple[int, str] | None]:
-    """The version's entry of each changed path (None: added), as snapshots keep them."""
-    differ: dict[str, tuple[int, str] | None] = {c["path"]: None for c in changes.added}
-    differ.update((c["path"], recorded[c["path"]]) for c in changes.removed + changes.modified)
-    return differ

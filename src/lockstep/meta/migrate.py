@@ -10,6 +10,7 @@ from lockstep import __version__
 from lockstep.errors import StoreError, StoreNeedsMigration, StoreTooNew
 from lockstep.meta import schema
 from lockstep.meta.engine import read_transaction, upsert, write_transaction
+from lockstep.meta.revisions import SCHEMA_HEAD, SCHEMA_REVISIONS
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # An arbitrary constant naming lockstep's migration lock among PostgreSQL advisory locks.
@@ -48,22 +49,22 @@ def check(engine: sa.Engine, *, create: bool) -> None:
     revision = current_revision(engine)
     if revision is None:
         if not create:
-            raise StoreNeedsMigration(_where(engine), None, schema.SCHEMA_HEAD)
+            raise StoreNeedsMigration(_where(engine), None, SCHEMA_HEAD)
         upgrade(engine)
         return
-    if revision == schema.SCHEMA_HEAD:
+    if revision == SCHEMA_HEAD:
         return
-    if revision not in schema.SCHEMA_REVISIONS:
+    if revision not in SCHEMA_REVISIONS:
         raise StoreTooNew(_where(engine), revision, writer_version(engine))
-    raise StoreNeedsMigration(_where(engine), revision, schema.SCHEMA_HEAD)
+    raise StoreNeedsMigration(_where(engine), revision, SCHEMA_HEAD)
 
 
 def upgrade(engine: sa.Engine) -> tuple[str | None, str]:
     """Apply every pending migration; returns (before, after) revisions."""
     before = current_revision(engine)
-    if before is not None and before not in schema.SCHEMA_REVISIONS:
+    if before is not None and before not in SCHEMA_REVISIONS:
         raise StoreTooNew(_where(engine), before, writer_version(engine))
-    if before == schema.SCHEMA_HEAD:
+    if before == SCHEMA_HEAD:
         return before, before
     from alembic import command
     from alembic.config import Config
@@ -84,7 +85,7 @@ def upgrade(engine: sa.Engine) -> tuple[str | None, str]:
             [{"key": "writer_version", "value": __version__}],
             ("key",),
         )
-    return before, schema.SCHEMA_HEAD
+    return before, SCHEMA_HEAD
 
 
 def _where(engine: sa.Engine) -> str:

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-# Alembic revisions this lockstep knows, oldest first; the last is the head.
-SCHEMA_REVISIONS = ("0001", "0002")
-SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
-
 metadata = sa.MetaData()
 
 info = sa.Table(

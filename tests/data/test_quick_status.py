@@ -1,0 +1,87 @@
+"""`data status NAME` through the CLI: answered without SQLAlchemy when nothing moved,
+and the same answers as the full path when something did."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import clean_env, run_python
+from tests.data.test_datasets import age_files
+from tests.tracking.test_launcher import lockstep
+
+STATUS_AND_MODULES = """
+import json, sys
+from lockstep.cli.main import cli
+try:
+    cli.main(["data", "status", {ref!r}, "--json"], standalone_mode=False)
+finally:
+    print(json.dumps({{"sqlalchemy": "sqlalchemy" in sys.modules}}))
+"""
+
+
+def status(project: Path, ref: str = "train") -> tuple[dict[str, object], bool]:
+    """The status JSON, and whether the process imported SQLAlchemy to answer."""
+    result = run_python(STATUS_AND_MODULES.format(ref=ref), env=clean_env(), cwd=project)
+    assert result.returncode == 0, result.stderr
+    *document, modules = result.stdout.strip().splitlines()
+    return json.loads("\n".join(document)), json.loads(modules)["sqlalchemy"]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    (root / "data").mkdir(parents=True)
+    for i in range(20):
+        (root / "data" / f"{i:02d}.bin").write_bytes(os.urandom(16))
+    age_files(root / "data")
+    assert lockstep(root, "init").returncode == 0
+    assert lockstep(root, "data", "add", "data", "--name", "train").returncode == 0
+    return root
+
+
+def test_a_clean_status_never_loads_the_metadata_store(project: Path) -> None:
+    document, loaded = status(project)
+    assert document == {"train": {"version": "v1", "added": [], "removed": [], "modified": []}}
+    assert not loaded
+
+
+def test_after_an_edit_the_full_path_answers_then_the_snapshot_again(project: Path) -> None:
+    (project / "data" / "03.bin").write_bytes(b"edited")
+    (project / "data" / "04.bin").unlink()
+    expected = {
+        "train": {
+            "version": "v1",
+            "added": [],
+            "removed": [{"path": "04.bin", "size": 16}],
+            "modified": [{"path": "03.bin", "size_before": 16, "size_now": 6}],
+        }
+    }
+    document, loaded = status(project)
+    assert document == expected and loaded  # a file moved: hashed, compared in full
+    age_files(project / "data")  # time passes: the edit is no longer too recent to trust
+    document, loaded = status(project)  # the dating moved every stat: read again
+    assert document == expected and loaded
+    document, loaded = status(project)
+    assert document == expected and not loaded  # the snapshot knows the answer
+
+
+def test_references_the_peek_cannot_resolve_take_the_full_path(project: Path) -> None:
+    assert lockstep(project, "data", "tag", "train@v1", "golden").returncode == 0
+    document, loaded = status(project, "train@golden")
+    assert document["train"] == {"version": "v1", "added": [], "removed": [], "modified": []}
+    assert loaded
+
+
+def test_a_new_version_elsewhere_is_noticed(project: Path, tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "x.bin").write_bytes(b"x")
+    assert lockstep(project, "data", "add", str(other), "--name", "train").returncode == 0
+    document, _ = status(project)
+    assert document["train"]["version"] == "v2"  # type: ignore[index]
+    # the snapshot of data/ is not of v2's place: v2's place is what status reads
+    assert document["train"] == {"version": "v2", "added": [], "removed": [], "modified": []}
