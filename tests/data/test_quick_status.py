@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clean_env, run_python
+from tests.conftest import Backend, clean_env, run_python
 from tests.data.test_datasets import age_files
 from tests.tracking.test_launcher import lockstep
 
@@ -85,3 +85,28 @@ def test_a_new_version_elsewhere_is_noticed(project: Path, tmp_path: Path) -> No
     assert document["train"]["version"] == "v2"  # type: ignore[index]
     # the snapshot of data/ is not of v2's place: v2's place is what status reads
     assert document["train"] == {"version": "v2", "added": [], "removed": [], "modified": []}
+
+
+def test_status_is_right_on_either_metadata_backend(backend: Backend, tmp_path: Path) -> None:
+    """With LOCKSTEP_HOME and, for PostgreSQL, LOCKSTEP_DB_URL: only a SQLite store is
+    peeked at; PostgreSQL takes the full path with the walk already started."""
+    work = tmp_path / "work"
+    (work / "data").mkdir(parents=True)
+    for i in range(5):
+        (work / "data" / f"{i}.bin").write_bytes(os.urandom(8))
+    age_files(work / "data")
+    env = clean_env(**backend.env())
+    assert lockstep(work, "data", "add", "data", "--name", "train", env=env).returncode == 0
+    (work / "data" / "0.bin").write_bytes(b"changed")
+    age_files(work / "data")
+    script = STATUS_AND_MODULES.format(ref="train")
+    loaded = []
+    for _ in range(2):  # the full path (stats moved), then what the snapshot allows
+        result = run_python(script, env=env, cwd=work)
+        assert result.returncode == 0, result.stderr
+        *document, modules = result.stdout.strip().splitlines()
+        assert json.loads("\n".join(document))["train"]["modified"] == [
+            {"path": "0.bin", "size_before": 8, "size_now": 7}
+        ]
+        loaded.append(json.loads(modules)["sqlalchemy"])
+    assert loaded == [True, backend.name == "postgres"]
