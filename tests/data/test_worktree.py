@@ -14,7 +14,7 @@ from pathlib import Path
 import blake3
 import pytest
 
-from lockstep.data.changes import Changes
+from lockstep.data.changes import Changes, between
 from lockstep.data.versions import DataWorkspace
 from lockstep.data.worktree import (
     RACY_NS,
@@ -48,20 +48,13 @@ def digest_of(path: Path) -> str:
 def expected_changes(data: DataWorkspace, root: Path, version_ref: str) -> Changes:
     """Status worked out the slow way: every file read, compared with the version's list."""
     version = data.records.resolve(version_ref)
-    before = {f.path: (f.size, f.digest) for f in data.records.files(version.id)}
-    after = {
-        str(p.relative_to(root)): (p.stat().st_size, digest_of(p))
-        for p in root.rglob("*")
-        if p.is_file()
-    }
-    return Changes(
-        added=[{"path": p, "size": after[p][0]} for p in sorted(after.keys() - before.keys())],
-        removed=[{"path": p, "size": before[p][0]} for p in sorted(before.keys() - after.keys())],
-        modified=[
-            {"path": p, "size_before": before[p][0], "size_now": after[p][0]}
-            for p in sorted(before.keys() & after.keys())
-            if before[p][1] != after[p][1]
-        ],
+    return between(
+        {f.path: (f.size, f.digest) for f in data.records.files(version.id)},
+        {
+            str(p.relative_to(root)): (p.stat().st_size, digest_of(p))
+            for p in root.rglob("*")
+            if p.is_file()
+        },
     )
 
 

@@ -291,10 +291,8 @@ class DataWorkspace:
             }
         else:
             before = {f.path: (f.size, f.digest) for f in self.files(version)}
-            after = {r: (info[1], d) for r, (info, d) in snapshot.entries().items()}
-            for relative in comparison.missing:
-                del after[relative]
-            after.update(now)
+            current = _as_now(snapshot, comparison, moved, digests)
+            after = {r: (info[1], d) for r, (info, d) in current.items()}
         changes = between(before, after)
         self.snapshots.save(
             version.dataset,
@@ -328,12 +326,7 @@ class DataWorkspace:
         snapshot = self.snapshots.load(dataset)
         if snapshot is not None and snapshot.root == str(root):
             comparison = start_comparison(str(root), snapshot).result()
-            files = snapshot.entries()
-            for relative in comparison.missing:
-                del files[relative]
-            moved, digests = self._moved(root, comparison)
-            files.update((i.relative, (i.stat, digests[i.relative])) for i in moved)
-            return files
+            return _as_now(snapshot, comparison, *self._moved(root, comparison))
         return self._scanned(root)
 
     def _scanned(self, root: Path) -> dict[str, tuple[Stat, str]]:
@@ -485,6 +478,17 @@ class DataWorkspace:
         actual, _ = hash_file(self.objects.path(digest))
         if actual != digest:
             raise ObjectCorrupt(digest, actual)
+
+
+def _as_now(
+    snapshot: Snapshot, comparison: Comparison, moved: list[Scanned], digests: dict[str, str]
+) -> dict[str, tuple[Stat, str]]:
+    """The snapshot's files with a comparison's findings applied: the copy as it is now."""
+    files = snapshot.entries()
+    for relative in comparison.missing:
+        del files[relative]
+    files.update((i.relative, (i.stat, digests[i.relative])) for i in moved)
+    return files
 
 
 def manifest_files(manifest: dict[str, Any]) -> list[FileEntry]:
