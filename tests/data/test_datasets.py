@@ -36,7 +36,7 @@ def age_files(root: Path, seconds: int = 3600) -> None:
     """Date files back, as data usually is: files written within a second of being hashed
     are not trusted by their stat (they could change again without their mtime moving)."""
     past = time.time_ns() - seconds * 1_000_000_000
-    for path in root.rglob("*"):
+    for path in [root, *root.rglob("*")]:
         os.utime(path, ns=(past, past))
 
 

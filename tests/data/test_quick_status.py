@@ -17,15 +17,17 @@ STATUS_AND_MODULES = """
 import json, sys
 from lockstep.cli.main import cli
 try:
-    cli.main(["data", "status", {ref!r}, "--json"], standalone_mode=False)
+    cli.main(["data", "status", *{refs!r}, "--json"], standalone_mode=False)
 finally:
     print(json.dumps({{"sqlalchemy": "sqlalchemy" in sys.modules}}))
 """
 
 
-def status(project: Path, ref: str = "train") -> tuple[dict[str, object], bool]:
-    """The status JSON, and whether the process imported SQLAlchemy to answer."""
-    result = run_python(STATUS_AND_MODULES.format(ref=ref), env=clean_env(), cwd=project)
+def status(project: Path, ref: str | None = "train") -> tuple[dict[str, object], bool]:
+    """The status JSON (of every dataset when ref is None), and whether the process
+    imported SQLAlchemy to answer."""
+    script = STATUS_AND_MODULES.format(refs=[ref] if ref else [])
+    result = run_python(script, env=clean_env(), cwd=project)
     assert result.returncode == 0, result.stderr
     *document, modules = result.stdout.strip().splitlines()
     return json.loads("\n".join(document)), json.loads(modules)["sqlalchemy"]
@@ -99,7 +101,7 @@ def test_status_is_right_on_either_metadata_backend(backend: Backend, tmp_path: 
     assert lockstep(work, "data", "add", "data", "--name", "train", env=env).returncode == 0
     (work / "data" / "0.bin").write_bytes(b"changed")
     age_files(work / "data")
-    script = STATUS_AND_MODULES.format(ref="train")
+    script = STATUS_AND_MODULES.format(refs=["train"])
     loaded = []
     for _ in range(2):  # the full path (stats moved), then what the snapshot allows
         result = run_python(script, env=env, cwd=work)
@@ -110,3 +112,25 @@ def test_status_is_right_on_either_metadata_backend(backend: Backend, tmp_path: 
         ]
         loaded.append(json.loads(modules)["sqlalchemy"])
     assert loaded == [True, backend.name == "postgres"]
+
+
+def test_status_of_every_dataset_takes_the_same_shortcut(project: Path) -> None:
+    (project / "labels.csv").write_text("id,label\n1,a\n")
+    age_files(project / "labels.csv")
+    assert lockstep(project, "data", "add", "labels.csv").returncode == 0
+    clean = {"added": [], "removed": [], "modified": []}
+    document, loaded = status(project, None)
+    assert document == {
+        "labels.csv": {"version": "v1", **clean},
+        "train": {"version": "v1", **clean},
+    }
+    assert not loaded
+    (project / "labels.csv").write_text("id,label\n1,b\n")
+    document, loaded = status(project, None)
+    assert document["labels.csv"] == {
+        "version": "v1",
+        "added": [],
+        "removed": [],
+        "modified": [{"path": "", "size_before": 13, "size_now": 13}],
+    }
+    assert document["train"] == {"version": "v1", **clean} and loaded

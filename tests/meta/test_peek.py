@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from lockstep.meta.peek import peek_version
+from lockstep.meta.peek import peek_latest_versions, peek_version
 from lockstep.settings import Settings
 from lockstep.workspace import Workspace, default_database
 
@@ -20,6 +20,8 @@ def make_store(tmp_path: Path) -> Path:
     (project / "data" / "a.txt").write_text("two")
     data.add(project / "data", name="train")
     data.records.tag(data.records.resolve("train@v1"), "golden")
+    (project / "other.txt").write_text("x")
+    data.add(project / "other.txt")
     workspace.close()
     return default_database(workspace.store_dir)
 
@@ -37,6 +39,11 @@ def test_peek_reads_what_the_full_store_says(tmp_path: Path) -> None:
             full.manifest_digest,
             full.source_path,
         )
+    latest = peek_latest_versions(database)
+    assert latest is not None
+    assert [(p.ref, p.manifest_digest) for p in latest] == [
+        (v.ref, v.manifest_digest) for v in records.latest_versions()
+    ]
     workspace.close()
 
 
@@ -50,3 +57,4 @@ def test_peek_leaves_to_the_full_path_what_it_cannot_say(tmp_path: Path) -> None
     with sqlite3.connect(database) as connection:
         connection.execute("UPDATE alembic_version SET version_num = '9999'")
     assert peek_version(database, "train") is None  # another schema: not guessed at
+    assert peek_latest_versions(database) is None

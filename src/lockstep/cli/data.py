@@ -122,18 +122,24 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
         """What changed where each dataset (or NAME) was added from, since its last version."""
         from lockstep.data.quick_status import StatusShortcut
 
-        # The walk starts before the metadata store loads, and may make loading it moot.
-        shortcut = StatusShortcut(obj.settings, name) if name else None
-        answered = shortcut.answer() if shortcut else None
+        # The walks start before the metadata store loads, and may make loading it moot.
+        shortcut = StatusShortcut(obj.settings, name)
+        answered = shortcut.answer()
         rows: list[tuple[str, int, str, Any]]  # dataset, number, source path, changes
         if answered is not None:
-            peek, changes = answered
-            rows = [(peek.dataset, peek.number, peek.source_path, changes)]
+            rows = [(p.dataset, p.number, p.source_path, changes) for p, changes in answered]
         else:
             data = obj.workspace().data()
             versions = [data.records.resolve(name)] if name else data.records.latest_versions()
-            pending = shortcut.pending if shortcut else None
-            rows = [(v.dataset, v.number, v.source_path, data.status(v, pending)) for v in versions]
+            rows = [
+                (
+                    v.dataset,
+                    v.number,
+                    v.source_path,
+                    data.status(v, shortcut.pending.get(v.dataset)),
+                )
+                for v in versions
+            ]
         if as_json:
             render.print_json(
                 {d: {"version": f"v{n}", **changes.to_json()} for d, n, _, changes in rows}

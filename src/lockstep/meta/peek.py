@@ -32,14 +32,33 @@ def peek_version(database: Path, ref: str) -> VersionPeek | None:
     """``name``, ``name@latest`` or ``name@vN`` in the SQLite file, if it can say."""
     name, _, which = ref.partition("@")
     number = int(which[1:]) if which[:1] == "v" and which[1:].isdigit() else None
-    if (which not in ("", "latest") and number is None) or not database.is_file():
+    if which not in ("", "latest") and number is None:
         return None
-    query = (
-        "SELECT v.number, v.manifest_digest, v.source_path FROM dataset_versions v "
-        "JOIN datasets d ON d.id = v.dataset_id WHERE d.name = ?"
-        + (" AND v.number = ?" if number is not None else "")
-        + " ORDER BY v.number DESC LIMIT 1"
-    )
+    query = _SELECT + " WHERE d.name = ?"
+    if number is None:
+        rows = _read(database, query + " ORDER BY v.number DESC LIMIT 1", (name,))
+    else:
+        rows = _read(database, query + " AND v.number = ?", (name, number))
+    return rows[0] if rows else None
+
+
+def peek_latest_versions(database: Path) -> list[VersionPeek] | None:
+    """Every dataset's latest version, by name, if the SQLite file can say."""
+    newest = "SELECT dataset_id, MAX(number) FROM dataset_versions GROUP BY dataset_id"
+    query = f"{_SELECT} WHERE (v.dataset_id, v.number) IN ({newest}) ORDER BY d.name"
+    return _read(database, query, ())
+
+
+_SELECT = (
+    "SELECT d.name, v.number, v.manifest_digest, v.source_path FROM dataset_versions v "
+    "JOIN datasets d ON d.id = v.dataset_id"
+)
+
+
+def _read(database: Path, query: str, parameters: tuple[object, ...]) -> list[VersionPeek] | None:
+    """Rows of a version query; None unless the store is exactly at this schema."""
+    if not database.is_file():
+        return None  # connecting would create it
     try:
         connection = sqlite3.connect(database, timeout=5)
     except sqlite3.Error:
@@ -48,9 +67,9 @@ def peek_version(database: Path, ref: str) -> VersionPeek | None:
         revision = connection.execute("SELECT version_num FROM alembic_version").fetchone()
         if revision is None or revision[0] != SCHEMA_HEAD:
             return None
-        row = connection.execute(query, (name,) if number is None else (name, number)).fetchone()
+        rows = connection.execute(query, parameters).fetchall()
     except sqlite3.Error:
         return None
     finally:
         connection.close()
-    return None if row is None else VersionPeek(name, int(row[0]), str(row[1]), str(row[2]))
+    return [VersionPeek(str(n), int(number), str(m), str(s)) for n, number, m, s in rows]
