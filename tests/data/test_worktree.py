@@ -254,3 +254,46 @@ def test_version_files_come_from_the_manifest_and_a_damaged_one_is_not_trusted(
     manifest.chmod(0o644)
     manifest.write_bytes(manifest.read_bytes().replace(b'"files"', b'"filez"'))
     assert data.files(version) == from_rows  # the metadata's rows, not the damaged object
+
+
+def test_adding_unchanged_content_again_reads_no_file(workspace: Workspace) -> None:
+    data = workspace.data()
+    root = workspace.project_root / "data"
+    first = data.add(root, name="train")
+    again = data.add(root, name="train")
+    assert not again.created and again.version == first.version and again.hashed == 0
+    (root / "00.bin").write_bytes(b"new content")
+    third = data.add(root, name="train")
+    assert third.created and third.hashed == 1
+
+
+def test_manifests_record_the_executable_bit_only(workspace: Workspace) -> None:
+    data = workspace.data()
+    root = workspace.project_root / "data"
+    (root / "00.bin").chmod(0o600)
+    (root / "02.bin").chmod(0o750)
+    version = data.add(root, name="train").version
+    modes = {f.path: f.mode for f in data.files(version)}
+    assert modes["00.bin"] == 0o644 and modes["02.bin"] == 0o755 and modes["04.bin"] == 0o644
+    (root / "00.bin").chmod(0o444)  # how the copy is held, not what the data is
+    assert not data.add(root, name="train").created
+
+
+def test_hardlinked_adds_keep_executables_and_leave_a_snapshot_that_holds(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    data = workspace.data()
+    data.strategies = ("hardlink", "copy")
+    root = workspace.project_root / "data"
+    (root / "02.bin").chmod(0o755)
+    version = data.add(root, name="train").version
+    assert (root / "00.bin").stat().st_nlink == 2  # stored by hardlink, now read-only
+    assert (root / "02.bin").stat().st_nlink == 1  # an executable: stored by copy
+    assert (root / "02.bin").stat().st_mode & 0o111
+    snapshot = data.snapshots.load("train")
+    assert snapshot is not None and compare(str(root), snapshot).clean  # modes seen after
+    assert not data.add(root, name="train").created  # no new version for read-only files
+    data.checkout(version, to=tmp_path / "out")
+    assert (tmp_path / "out" / "00.bin").stat().st_nlink == 3
+    out_exec = tmp_path / "out" / "02.bin"
+    assert out_exec.stat().st_nlink == 1 and out_exec.stat().st_mode & 0o777 == 0o755

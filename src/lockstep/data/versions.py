@@ -13,7 +13,7 @@ import stat
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -213,14 +213,27 @@ class DataWorkspace:
         root = path.resolve()
         if not root.exists():
             raise UsageError(f"{path} does not exist; give a file or a directory to version")
+        name = name or root.name
+        try:
+            latest: DatasetVersion | None = self.records.versions(name)[-1]
+        except LookupError:
+            latest = None
+        if latest is not None and self._unchanged_since(name, root, latest):
+            return AddResult(version=latest, created=False, hashed=0, stored=0)
         started_ns = time.time_ns()
         items = sorted(scan(root), key=lambda s: s.relative)
         if not items:
             raise UsageError(f"{path} holds no files to version")
-        name = name or root.name
         digests, hashed, stored = self.digests(root, items, store=True)
+        if "hardlink" in self.strategies:  # linked files became read-only: the snapshot
+            items = [_with_mode_now(i) for i in items]  # must not see them all as moved
         entries = [
-            FileEntry(path=i.relative, digest=digests[i.relative], size=i.key[2], mode=i.mode)
+            FileEntry(
+                path=i.relative,
+                digest=digests[i.relative],
+                size=i.key[2],
+                mode=manifest_mode(i.mode),
+            )
             for i in items
         ]
         kind = "file" if root.is_file() else "dir"
@@ -239,10 +252,6 @@ class DataWorkspace:
                 started_ns,
             ),
         )
-        try:
-            latest = self.records.versions(name)[-1]
-        except LookupError:
-            latest = None
         if latest is not None and latest.manifest_digest == manifest_digest:
             return AddResult(version=latest, created=False, hashed=hashed, stored=stored)
         version = self.records.add_version(
@@ -254,6 +263,16 @@ class DataWorkspace:
             kind=kind,
         )
         return AddResult(version=version, created=True, hashed=hashed, stored=stored)
+
+    def _unchanged_since(self, dataset: str, root: Path, latest: DatasetVersion) -> bool:
+        """Whether the dataset's snapshot of root says it still holds exactly latest's
+        files (one walk, no file read): adding it again would change nothing."""
+        snapshot = self.snapshots.load(dataset)
+        if snapshot is None or snapshot.root != str(root) or snapshot.against is None:
+            return False
+        if snapshot.against != (latest.manifest_digest, {}):
+            return False
+        return start_comparison(str(root), snapshot).result().clean
 
     def status(self, version: DatasetVersion, pending: PendingComparison | None = None) -> Changes:
         """The working copy (where the version was added from) against the version.
@@ -398,13 +417,15 @@ class DataWorkspace:
             )
         changed = [f for f in files if current.get(f.path) != f.digest]
 
+        no_hardlink = tuple(s for s in self.strategies if s != "hardlink") or ("copy",)
+
         def materialise(entry: FileEntry) -> str:
             if verify:
                 self.verify_object(entry.digest)
             path = paths[entry.path]
-            how = self.objects.link(
-                entry.digest, path, self.strategies, replace=entry.path in current
-            )
+            # An executable is copied, not hardlinked: the object's inode is not executable.
+            strategies = no_hardlink if entry.mode & 0o111 else self.strategies
+            how = self.objects.link(entry.digest, path, strategies, replace=entry.path in current)
             if how == "copy":
                 os.chmod(path, entry.mode or 0o644)
             return how
@@ -489,6 +510,17 @@ def _as_now(
         del files[relative]
     files.update((i.relative, (i.stat, digests[i.relative])) for i in moved)
     return files
+
+
+def manifest_mode(mode: int) -> int:
+    """The mode a manifest records: executable or not, as git does. Write bits say
+    how a copy is held (a hardlinked file is read-only), not what the data is."""
+    return 0o755 if mode & 0o111 else 0o644
+
+
+def _with_mode_now(item: Scanned) -> Scanned:
+    """The item with its file's current mode (its key stays the one its digest matches)."""
+    return replace(item, mode=stat.S_IMODE(os.stat(item.absolute).st_mode))
 
 
 def manifest_files(manifest: dict[str, Any]) -> list[FileEntry]:

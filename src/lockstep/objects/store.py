@@ -150,10 +150,16 @@ class LocalObjectStore:
         raise UsageError(f"none of the link strategies {strategies} could store {source.path}")
 
     def _share_first(self, source: SourceFile, digest: str, strategies: tuple[str, ...]) -> bool:
-        """Try the sharing strategies listed before copy, in order; True once one stored it."""
+        """Try the sharing strategies listed before copy, in order; True once one stored it.
+
+        An executable is never hardlinked: the shared inode would take the object's
+        read-only mode and lose its executable bit.
+        """
         for strategy in strategies:
             if strategy == "copy":
                 return False
+            if strategy == "hardlink" and source.mode & 0o111:
+                continue
             if self._share(source, digest, strategy):
                 return True
         return False
