@@ -180,6 +180,10 @@ def main() -> None:
             timed([str(DVC), "add", "-q", "many"], theirs)
             row["dvc"] = median_of([str(DVC), "status", "-q", "many.dvc"], theirs)
         results[f"no-change status, {args.status_files:,} files (s)"] = row
+        row = {"lockstep": median_of([str(LOCKSTEP), "data", "add", "many"], ours)}
+        if theirs:
+            row["dvc"] = median_of([str(DVC), "add", "-q", "many"], theirs)
+        results[f"add again, unchanged, {args.status_files:,} files (s)"] = row
 
     print(json.dumps(results))
     version = ""
