@@ -1,8 +1,8 @@
 """Snapshots of datasets' working copies, so a no-change status is one walk-and-stat pass.
 
 A snapshot is what lockstep last saw where a dataset lives, like git's index: each
-file's stat (inode, size, mtime, mode) with its digest, and the manifest whose
-paths and digests the copy then equalled. Status walks the tree and compares
+file's stat (inode, size, mtime, mode) with its digest, and how the copy differed
+from the version it was last compared with. Status walks the tree and compares
 stats alone; only files whose stat moved are read. Snapshots are machine-local
 caches under the store (``cache/worktree/``): losing one costs a slower status,
 never a wrong one.
@@ -116,7 +116,7 @@ class Snapshot:
         started_ns: int,
     ) -> Snapshot:
         """This snapshot with changed files (new or moved) and missing files applied:
-        the cost follows the number of changes, not the size of the tree."""
+        past two flat copies, the work follows the number of changes, not the tree."""
         limit = started_ns - RACY_NS
         positions = self._positions()
         stats = dict(self.stats)
