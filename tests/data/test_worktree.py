@@ -297,3 +297,29 @@ def test_hardlinked_adds_keep_executables_and_leave_a_snapshot_that_holds(
     assert (tmp_path / "out" / "00.bin").stat().st_nlink == 3
     out_exec = tmp_path / "out" / "02.bin"
     assert out_exec.stat().st_nlink == 1 and out_exec.stat().st_mode & 0o777 == 0o755
+
+
+def test_a_process_with_other_threads_never_forks(tmp_path: Path) -> None:
+    """A large snapshot would be walked by forked shards, but not beside another thread
+    (a child could deadlock on a lock that thread held)."""
+    import threading
+
+    from lockstep.data.worktree import may_fork, start_comparison
+
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "only.bin").write_bytes(b"x")
+    many = [(f"gone/{i}", (i, 1, 1, 0o644), "0" * 64) for i in range(20_000)]
+    snapshot = Snapshot.taken(root, many, None, time.time_ns())
+    stop = threading.Event()
+    helper = threading.Thread(target=stop.wait)
+    helper.start()
+    try:
+        assert not may_fork()
+        pending = start_comparison(str(root), snapshot)
+        assert not pending.forked
+        result = pending.result()
+    finally:
+        stop.set()
+        helper.join()
+    assert [m[0] for m in result.moved] == ["only.bin"] and len(result.missing) == 20_000

@@ -232,6 +232,7 @@ class PendingComparison:
         self.snapshot = snapshot
         self._children: list[tuple[int, int]] = []
         self._result: Comparison | None = None
+        self.forked = fork
         if not fork:
             self._result = compare(root, snapshot)
             return
@@ -276,9 +277,24 @@ class PendingComparison:
 
 
 def start_comparison(root: str, snapshot: Snapshot) -> PendingComparison:
-    """Compare root with the snapshot, in forked shards when the tree is large."""
+    """Compare root with the snapshot, in forked shards when the tree is large and the
+    process may fork."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    fork = hasattr(os, "fork") and len(snapshot.stats) >= _FORK_AT and (cores or 1) > 1
+    fork = len(snapshot.stats) >= _FORK_AT and (cores or 1) > 1 and may_fork()
     # Forked even on two cores: the caller's own work (loading the metadata store)
     # runs beside the walk.
     return PendingComparison(root, snapshot, min(cores or 1, 8), fork)
+
+
+def may_fork() -> bool:
+    """Whether this process can fork safely: it has fork() and a single thread. A child
+    forked beside other threads (a training script's, a native thread pool's) can
+    deadlock on a lock one of them held, so such processes walk in-process."""
+    if not hasattr(os, "fork"):
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1  # native threads included
+    except OSError:
+        import threading
+
+        return threading.active_count() == 1
