@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,11 +24,13 @@ finally:
 """
 
 
-def status(project: Path, ref: str | None = "train") -> tuple[dict[str, object], bool]:
+def status(
+    project: Path, ref: str | None = "train", env: dict[str, str] | None = None
+) -> tuple[dict[str, Any], bool]:
     """The status JSON (of every dataset when ref is None), and whether the process
     imported SQLAlchemy to answer."""
     script = STATUS_AND_MODULES.format(refs=[ref] if ref else [])
-    result = run_python(script, env=clean_env(), cwd=project)
+    result = run_python(script, env=env or clean_env(), cwd=project)
     assert result.returncode == 0, result.stderr
     *document, modules = result.stdout.strip().splitlines()
     return json.loads("\n".join(document)), json.loads(modules)["sqlalchemy"]
@@ -84,7 +87,6 @@ def test_a_new_version_elsewhere_is_noticed(project: Path, tmp_path: Path) -> No
     (other / "x.bin").write_bytes(b"x")
     assert lockstep(project, "data", "add", str(other), "--name", "train").returncode == 0
     document, _ = status(project)
-    assert document["train"]["version"] == "v2"  # type: ignore[index]
     # the snapshot of data/ is not of v2's place: v2's place is what status reads
     assert document["train"] == {"version": "v2", "added": [], "removed": [], "modified": []}
 
@@ -101,16 +103,11 @@ def test_status_is_right_on_either_metadata_backend(backend: Backend, tmp_path: 
     assert lockstep(work, "data", "add", "data", "--name", "train", env=env).returncode == 0
     (work / "data" / "0.bin").write_bytes(b"changed")
     age_files(work / "data")
-    script = STATUS_AND_MODULES.format(refs=["train"])
     loaded = []
     for _ in range(2):  # the full path (stats moved), then what the snapshot allows
-        result = run_python(script, env=env, cwd=work)
-        assert result.returncode == 0, result.stderr
-        *document, modules = result.stdout.strip().splitlines()
-        assert json.loads("\n".join(document))["train"]["modified"] == [
-            {"path": "0.bin", "size_before": 8, "size_now": 7}
-        ]
-        loaded.append(json.loads(modules)["sqlalchemy"])
+        document, imported = status(work, env=env)
+        assert document["train"]["modified"] == [{"path": "0.bin", "size_before": 8, "size_now": 7}]
+        loaded.append(imported)
     assert loaded == [True, backend.name == "postgres"]
 
 
@@ -118,7 +115,7 @@ def test_status_of_every_dataset_takes_the_same_shortcut(project: Path) -> None:
     (project / "labels.csv").write_text("id,label\n1,a\n")
     age_files(project / "labels.csv")
     assert lockstep(project, "data", "add", "labels.csv").returncode == 0
-    clean = {"added": [], "removed": [], "modified": []}
+    clean: dict[str, list[Any]] = {"added": [], "removed": [], "modified": []}
     document, loaded = status(project, None)
     assert document == {
         "labels.csv": {"version": "v1", **clean},
