@@ -268,9 +268,9 @@ class DataWorkspace:
         """Whether the dataset's snapshot of root says it still holds exactly latest's
         files (one walk, no file read): adding it again would change nothing."""
         snapshot = self.snapshots.load(dataset)
-        if snapshot is None or snapshot.root != str(root) or snapshot.against is None:
+        if snapshot is None or snapshot.root != str(root):
             return False
-        if snapshot.against != (latest.manifest_digest, {}):
+        if not snapshot.matched(latest.manifest_digest):
             return False
         return start_comparison(str(root), snapshot).result().clean
 

@@ -76,6 +76,10 @@ class Snapshot:
         """Whether the snapshot knows how the copy differed from that manifest."""
         return self.against is not None and self.against[0] == manifest_digest
 
+    def matched(self, manifest_digest: str) -> bool:
+        """Whether the copy had exactly that manifest's paths and digests."""
+        return self.against == (manifest_digest, {})
+
     def current(self, relative: str) -> Entry | None:
         """The copy's (size, digest) of a path when the snapshot was taken."""
         if relative not in self.stats:
