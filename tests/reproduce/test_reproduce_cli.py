@@ -90,7 +90,7 @@ def test_rerun_keeps_the_rebuilt_tree_on_request(project: Path, tmp_path: Path) 
     assert (workdir / "data" / "points.csv").read_bytes() == (
         project / "data" / "points.csv"
     ).read_bytes()
-    assert "same Python, packages and hardware" in result.stderr
+    assert "same Python, packages, hardware and variables" in result.stderr
     git(project, "worktree", "remove", "--force", str(workdir))
 
 
@@ -173,7 +173,7 @@ def test_seed_noise(project: Path) -> None:
     write_data(project, bump=1e-6)
     run(project, "b")
     result = lockstep(project, "verify", "a", "--against", "b", "--seeds", "2", "--json")
-    noise = json.loads(result.stdout)["seed_noise"]["loss"]
+    noise = json.loads(result.stdout)["seed_noise"]["metric loss"]
     assert noise["seeds"] == 3 and noise["within_noise"] is True
 
 

@@ -428,11 +428,11 @@ def verify(
     seeds: int,
     as_json: bool,
 ) -> int:
-    """Judge whether RUN reproduces: IDENTICAL, REPRODUCED or NOT_REPRODUCED (exit 1)."""
+    """Judge whether RUN reproduces: IDENTICAL, REPRODUCED, NOT_REPRODUCED (exit 1) or
+    UNVERIFIABLE (exit 3: nothing to compare)."""
     import os
 
     from lockstep.cli import render_reproduce
-    from lockstep.reproduce.compare import Verdict
     from lockstep.reproduce.verify import load_tolerance
     from lockstep.reproduce.verify import verify as verify_run
 
@@ -456,7 +456,21 @@ def verify(
         render.print_json(result.to_json())
     else:
         render_reproduce.verification(result)
-    return 1 if result.comparison.verdict is Verdict.NOT_REPRODUCED else 0
+    return verdict_exit_code(result.comparison.verdict)
+
+
+EXIT_UNVERIFIABLE = 3
+
+
+def verdict_exit_code(verdict: Any) -> int:
+    """0 IDENTICAL/REPRODUCED, 1 NOT_REPRODUCED, 3 UNVERIFIABLE (2 stays for usage errors)."""
+    from lockstep.reproduce.compare import Verdict
+
+    if verdict is Verdict.NOT_REPRODUCED:
+        return 1
+    if verdict is Verdict.UNVERIFIABLE:
+        return EXIT_UNVERIFIABLE
+    return 0
 
 
 @cli.command("diff")
@@ -637,7 +651,8 @@ def report(obj: Context, run: str, fmt: str, output: Path | None) -> None:
     from lockstep.reproduce.report import html_report, markdown
 
     record = obj.record(run)
-    emit(markdown(record) if fmt == "md" else html_report(record), output)
+    objects = obj.workspace().objects
+    emit(markdown(record, objects) if fmt == "md" else html_report(record, objects), output)
 
 
 @cli.group()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from lockstep.cli.render import console, number
 
 if TYPE_CHECKING:
@@ -16,6 +18,7 @@ _VERDICT_STYLE = {
     "IDENTICAL": "bold green",
     "REPRODUCED": "bold green",
     "NOT_REPRODUCED": "bold red",
+    "UNVERIFIABLE": "bold yellow",
 }
 
 
@@ -25,10 +28,13 @@ def verification(result: Verification) -> None:
     out = console()
     comparison = result.comparison
     verdict = str(comparison.verdict)
+    what = "reproduction of" if result.kind == "reproduction" else "comparison of"
     out.print(
-        f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]  {result.run.name} against "
+        f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]  {what} {result.run.name} with "
         f"{result.other.name} (rtol {comparison.tolerance.rtol:g}, "
-        f"atol {comparison.tolerance.atol:g})"
+        f"atol {comparison.tolerance.atol:g})",
+        markup=True,
+        highlight=False,
     )
     differences = comparison.differences()
     if differences:
@@ -46,27 +52,41 @@ def verification(result: Verification) -> None:
             table.add_column(header)
         for f in differences:
             style = "red" if f.status == "differs" else "yellow"
+            where = f.first_step if f.first_step is not None else f.first_line
             table.add_row(
                 f"{f.kind} {f.name}",
                 f"[{style}]{f.status}[/]",
-                number(f.a) if f.a is not None else "",
-                number(f.b) if f.b is not None else "",
+                _cell(f.a),
+                _cell(f.b),
                 number(f.max_abs_diff) if f.max_abs_diff is not None else "",
                 number(f.max_rel_diff) if f.max_rel_diff is not None else "",
-                "" if f.first_step is None else str(f.first_step),
-                f.detail,
+                "" if where is None else (f"line {where}" if f.kind == "output" else str(where)),
+                escape(f.detail),
             )
         out.print(table)
-    same = [f for f in (*comparison.metrics, *comparison.artifacts) if f.status == "identical"]
+    same = [f for f in comparison.findings() if f.status == "identical" and f.kind != "status"]
     if same:
-        out.print(f"[dim]bitwise identical: {', '.join(f.name for f in same)}[/]")
-    if result.seed_noise:
+        out.print(f"[dim]bitwise identical: {escape(', '.join(f.name for f in same))}[/]")
+    ignored = [f for f in same if "volatile" in f.detail]
+    for f in ignored:
+        out.print(f"[dim]{escape(f.name)}: {escape(f.detail)}[/]")
+    for note in comparison.notes:
+        out.print(f"[yellow]{escape(note)}[/]")
+    if result.seed_noise is not None:
         for key, noise in result.seed_noise.items():
             within = "within" if noise["within_noise"] else "beyond"
             out.print(
-                f"seed noise {key}: difference {noise['difference']:.3g} is {within} "
+                f"seed noise {escape(key)}: difference {noise['difference']:.3g} is {within} "
                 f"2 x seed std {noise['seed_std']:.3g} ({noise['seeds']} seeds)"
             )
+        for note in result.seed_notes:
+            out.print(f"[yellow]seeds: {escape(note)}[/]")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return number(value) if isinstance(value, (int, float)) else escape(str(value))
 
 
 def run_diff(names: tuple[str, str], differences: dict[str, Any]) -> None:

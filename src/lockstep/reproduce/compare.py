@@ -1,13 +1,18 @@
 """Judge two runs: metric series step by step and outputs bit for bit, then within tolerance.
 
-IDENTICAL: every metric point and every output bitwise equal. REPRODUCED:
+A run's result is everything it produced: how it ended (status and exit code),
+what it printed (stdout, stderr), its metrics and its output files.
+IDENTICAL: every metric point and every output bitwise equal (volatile parts of
+printed text and files, such as timestamps, masked and named). REPRODUCED:
 everything within tolerance (|a - b| <= atol + rtol * |b|, per-key rtol
-overrides). NOT_REPRODUCED: anything beyond, listed largest difference first.
+overrides). NOT_REPRODUCED: anything beyond, or the runs ended differently,
+listed largest difference first. UNVERIFIABLE: nothing to compare at all.
 """
 
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -17,13 +22,18 @@ from typing import Any
 import numpy as np
 
 from lockstep.core.records import Artifact, RunRecord
+from lockstep.core.status import RunStatus
+from lockstep.errors import LockstepError
 from lockstep.reproduce.numeric import read_numeric
+from lockstep.reproduce.printed import Masks, compare_text
+from lockstep.reproduce.volatile import equal_but_volatile
 
 
 class Verdict(StrEnum):
     IDENTICAL = "IDENTICAL"
     REPRODUCED = "REPRODUCED"
     NOT_REPRODUCED = "NOT_REPRODUCED"
+    UNVERIFIABLE = "UNVERIFIABLE"  # nothing comparable: no metric, output file or printed text
 
 
 IDENTICAL, CLOSE, DIFFERS = "identical", "within_tolerance", "differs"
@@ -34,6 +44,8 @@ class Tolerance:
     rtol: float = 1e-6
     atol: float = 0.0
     per_key: Mapping[str, float] = field(default_factory=dict)
+    # Regular expressions for volatile parts of printed output, beyond the built-in ones.
+    masks: tuple[str, ...] = ()
 
     def rtol_for(self, key: str) -> float:
         return self.per_key.get(key, self.rtol)
@@ -43,7 +55,7 @@ class Tolerance:
 class Finding:
     """One metric or output of the two runs, and how they compare."""
 
-    kind: str  # "metric" or "artifact"
+    kind: str  # "status", "metric", "output" (printed) or "artifact"
     name: str
     status: str  # identical / within_tolerance / differs
     a: Any = None
@@ -51,6 +63,7 @@ class Finding:
     max_abs_diff: float | None = None
     max_rel_diff: float | None = None
     first_step: int | None = None  # metrics: the first step whose values are not bitwise equal
+    first_line: int | None = None  # printed output: the first line that differs
     detail: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -65,14 +78,23 @@ class Finding:
 @dataclass(frozen=True, kw_only=True)
 class Comparison:
     verdict: Verdict
+    status: Finding  # how each run ended
     metrics: list[Finding]
+    printed: list[Finding]  # stdout and stderr
     artifacts: list[Finding]
     tolerance: Tolerance
+    notes: list[str] = field(default_factory=list)  # what the verdict must say besides findings
+
+    def findings(self) -> list[Finding]:
+        return [self.status, *self.metrics, *self.printed, *self.artifacts]
 
     def differences(self) -> list[Finding]:
-        """Everything not identical, the largest relative difference first."""
-        found = [f for f in (*self.metrics, *self.artifacts) if f.status != IDENTICAL]
-        return sorted(found, key=lambda f: (f.status == CLOSE, -(f.max_rel_diff or math.inf)))
+        """Everything not identical: how the runs ended first, then largest difference first."""
+        found = [f for f in self.findings() if f.status != IDENTICAL]
+        return sorted(
+            found,
+            key=lambda f: (f.kind != "status", f.status == CLOSE, -(f.max_rel_diff or math.inf)),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,8 +104,11 @@ class Comparison:
                 "atol": self.tolerance.atol,
                 "per_key": dict(self.tolerance.per_key),
             },
+            "status": self.status.to_json(),
             "metrics": [f.to_json() for f in self.metrics],
+            "printed": [f.to_json() for f in self.printed],
             "artifacts": [f.to_json() for f in self.artifacts],
+            "notes": list(self.notes),
         }
 
 
@@ -162,8 +187,17 @@ def compare_series(key: str, a: Any, b: Any, tolerance: Tolerance) -> Finding:
 
 
 def compare_files(path: str, a: bytes, b: bytes, tolerance: Tolerance) -> Finding:
-    """Two versions of an output file: equal bytes, else numbers within tolerance."""
+    """Two versions of an output file: equal bytes (volatile parts aside), else numbers
+    within tolerance."""
     suffix = PurePosixPath(path).suffix
+    ignored = equal_but_volatile(suffix, a, b)
+    if ignored:
+        return Finding(
+            kind="artifact",
+            name=path,
+            status=IDENTICAL,
+            detail="equal but for volatile bytes, ignored: " + ", ".join(ignored),
+        )
     try:
         left, right = read_numeric(suffix, a), read_numeric(suffix, b)
     except Exception as exc:  # unreadable as numbers: it simply differs
@@ -213,6 +247,109 @@ def compare_files(path: str, a: bytes, b: bytes, tolerance: Tolerance) -> Findin
     )
 
 
+def _run_masks(record: RunRecord, extra: tuple[str, ...]) -> Masks:
+    """Volatile text of one run: built-in patterns, the user's, and the run's own names."""
+    command = record.sections.get("command", {})
+    literals = [(record.id, "<run-id>"), (record.name, "<run-name>")]
+    for key in ("ran_in", "project_root"):
+        where = command.get(key)
+        if isinstance(where, str) and len(where) > 1:
+            literals.append((where, "<project>"))
+    return Masks.build(extra, literals)
+
+
+def _exit_code(record: RunRecord) -> int | None:
+    code = record.sections.get("command", {}).get("exit_code")
+    return code if isinstance(code, int) else None
+
+
+def compare_status(a: RunRecord, b: RunRecord) -> Finding:
+    """Did both runs end the same way? A failure against a success never reproduces."""
+    code_a, code_b = _exit_code(a), _exit_code(b)
+    same = a.status == b.status and code_a == code_b
+    detail = ""
+    if not same:
+        side, record, code = (
+            ("B", b, code_b) if b.status is not RunStatus.FINISHED else ("A", a, code_a)
+        )
+        tail = (record.error or "").split("\n", 1)
+        detail = f"run {side} {record.status}" + (
+            f" with exit code {code}" if code is not None else ""
+        )
+        if len(tail) > 1 and tail[1].strip():
+            detail += ": " + " | ".join(tail[1].strip().splitlines()[-3:])
+    return Finding(
+        kind="status",
+        name="exit",
+        status=IDENTICAL if same else DIFFERS,
+        a=f"{a.status} ({code_a})",
+        b=f"{b.status} ({code_b})",
+        detail=detail,
+    )
+
+
+def _printed(record: RunRecord, stream: str, read_object: Callable[[str], bytes]) -> bytes | None:
+    entry = record.sections.get("command", {}).get(stream)
+    if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
+        return None
+    if entry.get("size") == 0:
+        return b""
+    try:
+        return read_object(entry["digest"])
+    except LockstepError:
+        return None
+
+
+def compare_printed(
+    stream: str,
+    a: RunRecord,
+    b: RunRecord,
+    read_object: Callable[[str], bytes],
+    tolerance: Tolerance,
+) -> Finding | None:
+    """One printed stream of both runs; None when neither printed anything."""
+    text_a, text_b = _printed(a, stream, read_object), _printed(b, stream, read_object)
+    if not text_a and not text_b:
+        return None
+    if text_a is None or text_b is None:
+        side = "A" if text_b is None else "B"
+        return Finding(
+            kind="output", name=stream, status=DIFFERS, detail=f"recorded only in run {side}"
+        )
+    result = compare_text(
+        text_a,
+        text_b,
+        _run_masks(a, tolerance.masks),
+        _run_masks(b, tolerance.masks),
+        tolerance.rtol_for(stream),
+        tolerance.atol,
+    )
+    if result.status == IDENTICAL:
+        detail = f"{result.lines_a} lines" + (
+            ", equal once volatile parts (times, paths, ids) are masked" if result.masked else ""
+        )
+    else:
+        detail = f"line {result.first_line}: {result.line_a!r} against {result.line_b!r}" + (
+            f" ({result.lines_a} lines in A, {result.lines_b} in B)"
+            if result.lines_a != result.lines_b
+            else ""
+        )
+    return Finding(
+        kind="output",
+        name=stream,
+        status=result.status,
+        max_abs_diff=result.max_abs_diff,
+        max_rel_diff=result.max_rel_diff,
+        first_line=result.first_line,
+        detail=detail,
+    )
+
+
+def _argv(record: RunRecord) -> list[str] | None:
+    argv = record.sections.get("command", {}).get("argv")
+    return list(argv) if isinstance(argv, list) else None
+
+
 def compare_runs(
     a: RunRecord,
     b: RunRecord,
@@ -221,10 +358,16 @@ def compare_runs(
     read_object: Callable[[str], bytes],
     tolerance: Tolerance,
 ) -> Comparison:
-    """Compare every metric and every output of two runs."""
+    """Compare everything two runs produced: exit status, printed output, metrics, outputs."""
+    status = compare_status(a, b)
     metrics = [
         compare_series(key, history(a.id, key), history(b.id, key), tolerance)
         for key in sorted(a.metrics.keys() | b.metrics.keys())
+    ]
+    printed = [
+        f
+        for stream in ("stdout", "stderr")
+        if (f := compare_printed(stream, a, b, read_object, tolerance)) is not None
     ]
     outputs_a = {x.path: x for x in a.artifacts if x.kind != "input"}
     outputs_b = {x.path: x for x in b.artifacts if x.kind != "input"}
@@ -251,14 +394,45 @@ def compare_runs(
             artifacts.append(
                 compare_files(path, read_object(x.digest), read_object(y.digest), tolerance)
             )
-    statuses = {f.status for f in (*metrics, *artifacts)}
-    if statuses <= {IDENTICAL}:
-        verdict = Verdict.IDENTICAL
-    elif DIFFERS in statuses:
+    notes: list[str] = []
+    argv_a, argv_b = _argv(a), _argv(b)
+    if argv_a != argv_b and argv_a is not None and argv_b is not None:
+        notes.append(
+            "the runs ran different commands: "
+            + shlex.join(argv_a)
+            + "  against  "
+            + shlex.join(argv_b)
+        )
+    if a.sections.get("command", {}).get("cwd") != b.sections.get("command", {}).get("cwd"):
+        notes.append(
+            f"the runs ran in different directories: {a.sections.get('command', {}).get('cwd')}"
+            f" against {b.sections.get('command', {}).get('cwd')}"
+        )
+    results = [*metrics, *printed, *artifacts]
+    if a.status is not RunStatus.FINISHED and status.status == IDENTICAL:
+        notes.append(f"both runs ended {a.status}: what is compared is how they failed")
+    statuses = {f.status for f in (status, *results)}
+    if status.status == DIFFERS or DIFFERS in statuses:
         verdict = Verdict.NOT_REPRODUCED
+    elif not results:
+        verdict = Verdict.UNVERIFIABLE
+        notes.append(
+            "nothing to compare: neither run logged a metric, wrote an output file or printed "
+            "anything; log metrics (lockstep.start().log), write results to a file, or print them"
+        )
+    elif statuses <= {IDENTICAL}:
+        verdict = Verdict.IDENTICAL
     else:
         verdict = Verdict.REPRODUCED
-    return Comparison(verdict=verdict, metrics=metrics, artifacts=artifacts, tolerance=tolerance)
+    return Comparison(
+        verdict=verdict,
+        status=status,
+        metrics=metrics,
+        printed=printed,
+        artifacts=artifacts,
+        tolerance=tolerance,
+        notes=notes,
+    )
 
 
 def tolerance_from_pyproject(text: str) -> dict[str, Any]:

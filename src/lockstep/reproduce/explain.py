@@ -82,12 +82,37 @@ def _describe(factor: str, differences: Mapping[str, Any], a: Recipe, b: Recipe)
     return ", ".join(changed)
 
 
-def _cached_run(workspace: Workspace, recipe: Recipe) -> RunRecord | None:
+def _cached_run(workspace: Workspace, recipe: Recipe, packages: Any) -> RunRecord | None:
+    """The newest finished run of this very recipe made under this environment, if any.
+
+    A run of the same recipe under other variables or other packages is not the same
+    experiment: it is never reused (it would pass a leaked variable off as A's result).
+    """
     digest = recipe.digest()
-    for record in workspace.meta.search(where=_tag_filter("lockstep.recipe", digest), limit=1):
-        if record.status is RunStatus.FINISHED:
-            return record
+    for listed in workspace.meta.search(where=_tag_filter("lockstep.recipe", digest), limit=5):
+        if listed.status is not RunStatus.FINISHED:
+            continue
+        record = workspace.meta.get_run(listed.id)  # listings carry no sections
+        environment = record.sections.get("environment", {})
+        variables = {
+            k: v for k, v in environment.get("variables", {}).items() if k != "PYTHONHASHSEED"
+        }
+        if variables != recipe.variables or _package_pins(environment) != packages:
+            continue
+        return record
     return None
+
+
+def _package_pins(environment: Mapping[str, Any]) -> Any:
+    packages = environment.get("packages")
+    if not isinstance(packages, list):
+        return None
+    return sorted((p.get("name"), p.get("version")) for p in packages if isinstance(p, dict))
+
+
+def _differed(comparison: Any) -> str:
+    names = [f"{f.kind} {f.name}" for f in comparison.differences() if f.status == "differs"]
+    return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
 
 
 def _tag_filter(key: str, value: str) -> Any:
@@ -109,10 +134,19 @@ def explain(
 ) -> Explanation:
     meta = workspace.meta
     verdict = compare(workspace, a, b, tolerance).verdict
+    if verdict is Verdict.UNVERIFIABLE:
+        return Explanation(
+            verdict=verdict,
+            conclusion="neither run logged a metric, wrote an output or printed anything: there "
+            "is no result to explain; record one (log a metric, write or print the result)",
+        )
     if verdict is not Verdict.NOT_REPRODUCED:
         return Explanation(
             verdict=verdict, conclusion=f"A and B agree ({verdict}): there is nothing to explain"
         )
+    from lockstep.capture.packages import installed_distributions
+
+    packages_here = _package_pins({"packages": installed_distributions()})
     recipe_a, recipe_b = Recipe.from_record(a), Recipe.from_record(b)
     differences = diff_runs(
         a,
@@ -128,7 +162,7 @@ def explain(
     ]
 
     def run(recipe: Recipe, label: str) -> tuple[RunRecord, bool]:
-        cached = _cached_run(workspace, recipe)
+        cached = _cached_run(workspace, recipe, packages_here)
         if cached is not None:
             notify(f"{label}: cached run {cached.name}")
             return cached, True
@@ -146,15 +180,21 @@ def explain(
         return meta.get_run(result.run_id), False
 
     baseline_run, _ = run(recipe_a, "A as recorded")
-    baseline_ok = (
-        compare(workspace, a, baseline_run, tolerance).verdict is not Verdict.NOT_REPRODUCED
-    )
-    baseline = (
-        "A reproduces itself"
-        if baseline_ok
-        else "A does not reproduce itself: the run is nondeterministic, so single factors "
-        "cannot be blamed reliably (see `lockstep audit`)"
-    )
+    baseline_comparison = compare(workspace, a, baseline_run, tolerance)
+    baseline_ok = baseline_comparison.verdict is not Verdict.NOT_REPRODUCED
+    if baseline_ok:
+        baseline = "A reproduces itself"
+    elif baseline_comparison.status.status == "differs":
+        baseline = (
+            f"A's rerun did not end as A did ({baseline_comparison.status.detail}): "
+            "fix that first; factors cannot be blamed while the rerun itself fails"
+        )
+    else:
+        baseline = (
+            f"A does not reproduce itself (its rerun differs in {_differed(baseline_comparison)}):"
+            " the run is nondeterministic, so single factors cannot be blamed reliably "
+            "(see `lockstep audit`)"
+        )
     results: list[FactorResult] = []
     for factor in recipe_a.differing(recipe_b):
         hybrid = recipe_a.with_factor(factor, recipe_b)

@@ -30,6 +30,10 @@ class Recipe:
     seed: int = 0
     deterministic: bool = False
     variables: dict[str, str] = field(default_factory=dict)  # allowlisted, user-set
+    # The original's SOURCE_DATE_EPOCH, so tools that embed a date write the same bytes.
+    # Not a factor: every run has its own, and it only reaches dates written into files.
+    source_date_epoch: str | None = None
+    project_root: str | None = None  # the original's, recorded again by its reproductions
 
     @classmethod
     def from_record(cls, record: RunRecord) -> Recipe:
@@ -67,17 +71,15 @@ class Recipe:
             variables={
                 k: v for k, v in environment.get("variables", {}).items() if k != "PYTHONHASHSEED"
             },
+            source_date_epoch=command.get("source_date_epoch"),
+            project_root=command.get("project_root"),
         )
 
     def code_identity(self) -> dict[str, Any]:
         """What makes two code snapshots the same code (not where they were taken)."""
-        code = self.code
-        return {
-            "kind": code.get("kind"),
-            "commit": code.get("commit"),
-            "diff": (code.get("diff") or {}).get("digest"),
-            "files": sorted((f["path"], f["digest"]) for f in code.get("files", [])),
-        }
+        from lockstep.tracking.snapshot import code_identity
+
+        return code_identity(self.code)
 
     def factor(self, name: str) -> Any:
         """The value of one factor, comparable between recipes."""
@@ -114,4 +116,5 @@ class Recipe:
         """Names the recipe: equal digests run the same thing."""
         data = asdict(self)
         data["code"] = self.code_identity()
+        data.pop("project_root")  # where the original ran does not change what a rerun runs
         return digest_json(data)

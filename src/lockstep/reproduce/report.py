@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from lockstep.core.records import RunRecord
+from lockstep.errors import LockstepError
 
 
 def _when(timestamp: float | None) -> str:
@@ -22,7 +23,35 @@ def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
     return [*out, ""]
 
 
-def markdown(record: RunRecord) -> str:
+def _verification_rows(entries: list[dict[str, Any]], label: str) -> list[str]:
+    return _table(
+        ["when", label, "verdict", "rtol", "differences"],
+        [
+            [
+                _when(v["time"]),
+                v.get("against_name", v["against"]),
+                f"**{v['verdict']}**",
+                v["rtol"],
+                ", ".join(v.get("differences", [])) or "-",
+            ]
+            for v in entries
+        ],
+    )
+
+
+def _code_diff_text(code: dict[str, Any], objects: Any) -> str:
+    """The recorded uncommitted diff, as text (empty when there is none or it is binary)."""
+    diff = code.get("diff")
+    if objects is None or not isinstance(diff, dict) or not diff.get("digest"):
+        return ""
+    try:
+        data: bytes = objects.read_bytes(diff["digest"])
+    except (OSError, LockstepError):
+        return "(the recorded diff is not in this store)"
+    return data.decode("utf-8", errors="replace")
+
+
+def markdown(record: RunRecord, objects: Any = None) -> str:
     sections = record.sections
     command = sections.get("command", {})
     code = sections.get("code", {})
@@ -74,6 +103,13 @@ def markdown(record: RunRecord) -> str:
         f"- seed {seed.get('value')} ({seed.get('source', 'given')}), "
         f"PYTHONHASHSEED {seed.get('pythonhashseed')}",
         f"- seeded: {', '.join(f'{k}={v}' for k, v in seed.get('libraries', {}).items())}",
+    ]
+    for call in seed.get("script_calls", []):
+        lines.append(
+            f"- the script seeds itself: `{call.get('call')}({call.get('value')})` at "
+            f"`{call.get('where')}` (after lockstep's seed)"
+        )
+    lines += [
         f"- deterministic mode requested: {determinism.get('requested', False)}",
     ]
     torch_state = determinism.get("torch")
@@ -123,69 +159,37 @@ def markdown(record: RunRecord) -> str:
         ["path", "size", "blake3"],
         [[a.path, a.size, f"`{a.digest}`"] for a in record.artifacts if a.kind != "input"],
     )
-    lines += ["## Verification history", ""]
-    lines += _table(
-        ["when", "against", "verdict", "rtol", "differences"],
-        [
-            [
-                _when(v["time"]),
-                v.get("against_name", v["against"]),
-                f"**{v['verdict']}**",
-                v["rtol"],
-                ", ".join(v.get("differences", [])) or "-",
-            ]
-            for v in sections.get("verifications", [])
-        ],
-    )
+    history = sections.get("verifications", [])
+    reproductions = [v for v in history if v.get("kind", "reproduction") == "reproduction"]
+    comparisons = [v for v in history if v.get("kind") == "comparison"]
+    lines += ["## Reproductions", "", "Reruns of this run from its record, judged against it.", ""]
+    lines += _verification_rows(reproductions, "rerun")
+    lines += [
+        "## Comparisons with other runs",
+        "",
+        "`lockstep verify` with `--against`: how this run's result compares with another "
+        "run's. Not a reproduction: a difference here is not a failure to reproduce.",
+        "",
+    ]
+    lines += _verification_rows(comparisons, "against")
+    diff = _code_diff_text(code, objects)
+    if diff:
+        lines += ["## Uncommitted changes", "", "```diff", diff.rstrip("\n"), "```", ""]
     return "\n".join(lines)
 
 
-def html_report(record: RunRecord) -> str:
-    """The Markdown report as a standalone HTML page (no external assets)."""
-    body: list[str] = []
-    in_code = in_table = False
-    for line in markdown(record).splitlines():
-        if line.startswith("```"):
-            body.append("</pre>" if in_code else "<pre>")
-            in_code = not in_code
-            continue
-        if in_code:
-            body.append(html.escape(line))
-            continue
-        if line.startswith("|"):
-            cells = [
-                html.escape(c.strip().replace("`", "").replace("**", ""))
-                for c in line.strip("|").split(" | ")
-            ]
-            if set(line) <= {"|", "-"}:
-                continue
-            if not in_table:
-                body.append("<table>")
-                in_table = True
-                body.append("<tr>" + "".join(f"<th>{c}</th>" for c in cells) + "</tr>")
-            else:
-                body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-            continue
-        if in_table:
-            body.append("</table>")
-            in_table = False
-        text = html.escape(line).replace("**", "")
-        if line.startswith("# "):
-            body.append(f"<h1>{text[2:]}</h1>")
-        elif line.startswith("## "):
-            body.append(f"<h2>{text[3:]}</h2>")
-        elif line.startswith("- "):
-            body.append(f"<li>{text[2:]}</li>")
-        elif text:
-            body.append(f"<p>{text}</p>")
-    if in_table:
-        body.append("</table>")
+def html_report(record: RunRecord, objects: Any = None) -> str:
+    """The Markdown report rendered as a standalone HTML page (no external assets)."""
+    from markdown_it import MarkdownIt
+
+    renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
+    body: str = renderer.render(markdown(record, objects))
     style = (
         "body{font-family:sans-serif;max-width:60em;margin:2em auto}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
-        "pre{background:#f4f4f4;padding:1em}"
+        "pre{background:#f4f4f4;padding:1em;overflow-x:auto}code{background:#f4f4f4}"
     )
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(record.name)}"
-        f"</title><style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+        f"</title><style>{style}</style></head><body>\n" + body + "</body></html>\n"
     )

@@ -70,6 +70,35 @@ def environment_differences(record: RunRecord) -> list[str]:
     return notes
 
 
+def unrecorded_variables(
+    workspace: Workspace, recipe: Recipe, environ: Mapping[str, str]
+) -> list[str]:
+    """Variables lockstep records that are set here but were not in the recorded run: a rerun
+    must not get them (an OMP_NUM_THREADS of the verifier's shell changes results)."""
+    from lockstep.capture.envvars import capture_variables
+
+    extra = workspace.settings.config.get("capture", {}).get("env", ())
+    here = capture_variables(environ, extra)
+    keep = {"PYTHONHASHSEED", "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV"}
+    return sorted(k for k in here if k not in recipe.variables and k not in keep)
+
+
+def variable_differences(
+    workspace: Workspace, recipe: Recipe, environ: Mapping[str, str]
+) -> list[str]:
+    """How this shell's recorded-kind variables differ from the record, and what the rerun gets."""
+    notes = [
+        f"variable {name}: set here to {environ[name]!r}, not in the record; removed for the rerun"
+        for name in unrecorded_variables(workspace, recipe, environ)
+    ]
+    for name, value in sorted(recipe.variables.items()):
+        here = environ.get(name)
+        if here != value:
+            now = "unset here" if here is None else f"here {here!r}"
+            notes.append(f"variable {name}: recorded {value!r}, {now}; the rerun gets {value!r}")
+    return notes
+
+
 def run_recipe(
     workspace: Workspace,
     recipe: Recipe,
@@ -119,6 +148,9 @@ def run_recipe(
             },
         )
     tags = {"lockstep.recipe": recipe.digest(), **(extra_tags or {}), **(options.tags or {})}
+    extra_env = dict(recipe.variables)
+    if recipe.source_date_epoch:
+        extra_env["SOURCE_DATE_EPOCH"] = recipe.source_date_epoch
     request = LaunchRequest(
         argv=recipe.argv,
         name=options.name,
@@ -128,8 +160,14 @@ def run_recipe(
         params=recipe.params,
         tags=tags,
         cwd=run_dir,
-        extra_env=recipe.variables,
+        extra_env=extra_env,
+        remove_env=tuple(unrecorded_variables(workspace, recipe, environ)),
         project_root=project_root,
+        origin_code=recipe.code,
+        origin_project_root=recipe.project_root,
+        origin_restored=tuple(
+            os.path.normpath(os.path.join(recipe.project_offset, path)) for path, _ in recipe.inputs
+        ),
     )
     settings = replace(workspace.settings, home=workspace.store_dir, cwd=run_dir)
     try:
@@ -156,8 +194,12 @@ def rerun(
     recipe = Recipe.from_record(record)
     recreating = options.env == "recreate"
     differences = [] if recreating else environment_differences(record)
-    if notify is not None and not recreating:
-        for note in differences or ["environment: same Python, packages and hardware"]:
+    differences += variable_differences(workspace, recipe, environ)
+    from lockstep.reproduce.outside import changed_outside
+
+    differences += changed_outside(record, None)
+    if notify is not None:
+        for note in differences or ["environment: same Python, packages, hardware and variables"]:
             notify(note)
     restored = f"code ({recipe.code['kind']}), {len(recipe.inputs)} inputs, seed {recipe.seed}"
     result, _ = run_recipe(

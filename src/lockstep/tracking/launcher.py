@@ -60,6 +60,15 @@ class LaunchRequest:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     # A rerun runs in a rebuilt tree but records into the original store.
     project_root: Path | None = None
+    # A rerun: the original's code section and project root. When the rebuilt code is the
+    # same code, the new run records the original's (never the temporary tree it ran in).
+    origin_code: Mapping[str, Any] | None = None
+    origin_project_root: str | None = None
+    # Files the rerun restored as inputs (paths relative to the code root): not code.
+    origin_restored: tuple[str, ...] = ()
+    # Variables to take out of the command's environment (a rerun: allowlisted ones the
+    # original run did not have).
+    remove_env: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -219,8 +228,9 @@ def _child_env(
     request: LaunchRequest,
     environ: Mapping[str, str],
     capture_dir: Path,
+    started: float,
 ) -> dict[str, str]:
-    env = dict(environ)
+    env = {k: v for k, v in environ.items() if k not in request.remove_env}
     env.update(request.extra_env)
     env["LOCKSTEP_RUN_ID"] = run_id
     env["LOCKSTEP_HOME"] = str(where.store_dir)
@@ -238,6 +248,9 @@ def _child_env(
         p for p in (str(BOOTSTRAP_DIR), env.get("PYTHONPATH", "")) if p
     )
     env.setdefault("PYTHONHASHSEED", str(seed))
+    # Tools that embed a date (matplotlib's PDF and SVG, reproducible-build toolchains) take
+    # this one instead of the clock; a rerun gets the original's, so their bytes repeat.
+    env.setdefault("SOURCE_DATE_EPOCH", str(int(started)))
     env.setdefault("PYTHONUNBUFFERED", "1")  # stream output as it is printed
     if request.deterministic:
         env.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -313,7 +326,7 @@ def launch(
                 project_root=project_root, store_dir=store_dir, objects=objects, config=config
             )
         )
-        env = _child_env(where, run_id, seed, request, environ, capture_dir)
+        env = _child_env(where, run_id, seed, request, environ, capture_dir, started)
         job = _Launch(
             settings=settings,
             where=where,
@@ -341,8 +354,11 @@ def _supervise(job: _Launch) -> LaunchResult:
     command: dict[str, Any] = {
         "argv": list(job.request.argv),
         "cwd": _relative(job.cwd, job.where),
-        "project_root": str(job.where.project_root),
+        "project_root": job.request.origin_project_root or str(job.where.project_root),
+        "source_date_epoch": job.env.get("SOURCE_DATE_EPOCH"),
     }
+    if job.request.origin_project_root:
+        command["ran_in"] = str(job.where.project_root)
     try:
         process: subprocess.Popen[bytes] | None = subprocess.Popen(
             list(job.request.argv),
@@ -400,7 +416,7 @@ def _supervise(job: _Launch) -> LaunchResult:
                 process.wait()
             raise
         try:
-            if isinstance(job.code, dict):
+            if isinstance(job.code, dict) and job.request.origin_code is None:
                 snapshot.drop_earlier_outputs(job.code, workspace.meta, job.where.project_root)
             if process is None:
                 assert start_error is not None
@@ -498,8 +514,9 @@ def _record(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome) -> 
         else:
             packages = Unavailable(reason="the Python process ended before reporting packages")
             packages_source = "none"
+    project_root = job.where.project_root  # where the command ran (a rerun: the rebuilt tree)
     environment = snapshot.environment_section(
-        project_root=workspace.project_root,
+        project_root=project_root,
         objects=objects,
         # The user's variables (what a rerun restores), not the ones lockstep adds.
         environ={**job.environ, **request.extra_env},
@@ -514,13 +531,11 @@ def _record(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome) -> 
         for path, kind in report.get("files", {}).items():
             files[path] = files.get(path, 0) | int(kind)
     # Writes by native code (torch.save, HDF5, ...) raise no audit event: find them by time.
-    for path in snapshot.written_since(
-        workspace.project_root, int(started * 1e9), [workspace.store_dir]
-    ):
+    for path in snapshot.written_since(project_root, int(started * 1e9), [workspace.store_dir]):
         files[path] = files.get(path, 0) | WRITE
     ignored = snapshot.ignore_patterns(config)
     files = {p: k for p, k in files.items() if not snapshot.matches_any(p, ignored)}
-    inputs, outputs = snapshot.file_artifacts(workspace.project_root, files, objects)
+    inputs, outputs = snapshot.file_artifacts(project_root, files, objects)
     if inputs or outputs:
         workspace.meta.add_artifacts(run.id, [*inputs, *outputs])
         from lockstep.data.api import link_files
@@ -540,7 +555,7 @@ def _record(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome) -> 
                 "libraries": seeds,
             },
             "determinism": {"requested": request.deterministic, **determinism},
-            "code": as_json(job.code),
+            "code": _code_section(job),
             "environment": environment,
             "hardware": outcome.hardware,
             **({"capture_errors": errors} if errors else {}),
@@ -555,6 +570,21 @@ def _record(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome) -> 
         error = f"exit code {exit_code}" + ("\n" + "\n".join(tail) if tail else "")
     run.finish(status, error)
     return LaunchResult(run_id=run.id, name=run.name, exit_code=exit_code, status=status)
+
+
+def _code_section(job: _Launch) -> Any:
+    """The code the run ran: for a rerun whose rebuilt tree is the original code, the
+    original's section (its repository, not the temporary tree)."""
+    origin = job.request.origin_code
+    if origin is not None and isinstance(job.code, dict):
+        # The rebuilt tree also holds the restored inputs and never the original's left-out
+        # earlier outputs: neither is code.
+        skip = {*job.request.origin_restored, *origin.get("excluded_outputs", [])}
+        rebuilt = {**job.code, "files": [f for f in job.code["files"] if f["path"] not in skip]}
+        if snapshot.code_identity(rebuilt) == snapshot.code_identity(origin):
+            return {**origin, "rebuilt_and_checked": True}
+        return {**job.code, "rebuilt_differs_from_recipe": True}
+    return as_json(job.code)
 
 
 def _relative(path: Path, where: _Where) -> str:

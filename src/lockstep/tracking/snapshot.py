@@ -86,6 +86,16 @@ def snapshot_code(
     return section
 
 
+def code_identity(code: Mapping[str, Any]) -> dict[str, Any]:
+    """What makes two code snapshots the same code (not where they were taken)."""
+    return {
+        "kind": code.get("kind"),
+        "commit": code.get("commit"),
+        "diff": (code.get("diff") or {}).get("digest"),
+        "files": sorted((f["path"], f["digest"]) for f in code.get("files", [])),
+    }
+
+
 def objects_entry(objects: LocalObjectStore, data: bytes) -> dict[str, Any]:
     stored = objects.put_bytes(data)
     return {"digest": stored.digest, "size": stored.size}
