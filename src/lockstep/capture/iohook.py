@@ -22,12 +22,64 @@ WRITE = 2
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
-class FileRecorder:
-    """Accumulates ``{absolute path: READ | WRITE}`` from ``open`` audit events."""
+# Read outside the project, but never data: the system, caches and settings of tools.
+_SYSTEM_PREFIXES = (
+    "/proc/",
+    "/sys/",
+    "/dev/",
+    "/etc/",
+    "/usr/",
+    "/lib/",
+    "/lib64/",
+    "/bin/",
+    "/sbin/",
+    "/run/",
+    "/var/lib/",
+    "/var/cache/",
+    "/snap/",
+)
+_HOME_TOOL_DIRS = (".cache", ".config", ".local", ".matplotlib", ".ipython", ".jupyter", ".nv")
+_CODE_SUFFIXES = (".py", ".pyc", ".pyi", ".pyx", ".pxd", ".pth", ".so", ".pyd", ".dll", ".dylib")
+MAX_OUTSIDE = 1000
 
-    def __init__(self) -> None:
+
+class FileRecorder:
+    """Accumulates ``{absolute path: READ | WRITE}`` from ``open`` audit events.
+
+    With a preimage directory, a project file that this process read and then opens
+    for writing (or opens to update or append) is first copied there: its content when
+    first opened is an input of the run, and a rerun must start from it.
+    """
+
+    def __init__(self, root: str | None = None, preimage_dir: str | None = None) -> None:
         self.seen: dict[str, int] = {}
         self.enabled = True
+        self.root = os.path.realpath(root) + os.sep if root else None
+        self.preimage_dir = preimage_dir
+        self.preimages: dict[str, str] = {}  # absolute path -> saved copy
+
+    def before_write(self, path: str) -> None:
+        """A write is about to replace path's content: keep what it held if it was read."""
+        path = os.path.normpath(os.path.join(os.getcwd(), path))
+        if self.preimage_dir is None or self.root is None or path in self.preimages:
+            return
+        if not self.seen.get(path, 0) & READ:
+            return
+        real = os.path.realpath(path)
+        if not real.startswith(self.root) or not os.path.isfile(real):
+            return
+        self.enabled = False  # the copy's own opens are lockstep's, not the program's
+        try:
+            import shutil
+
+            target = os.path.join(self.preimage_dir, f"{len(self.preimages)}.bin")
+            os.makedirs(self.preimage_dir, exist_ok=True)
+            shutil.copyfile(real, target)
+            self.preimages[path] = target
+        except OSError:
+            pass  # the run goes on; the file is then recorded as an output only
+        finally:
+            self.enabled = True
 
     def hook(self, event: str, args: tuple[Any, ...]) -> None:
         if event != "open" or not self.enabled:
@@ -51,8 +103,15 @@ class FileRecorder:
             if "+" in mode:
                 kind |= READ | WRITE
         if path[:1] != "/":
-            path = os.path.join(os.getcwd(), path)
-        self.seen[path] = self.seen.get(path, 0) | kind
+            path = os.path.normpath(os.path.join(os.getcwd(), path))
+        before = self.seen.get(path, 0)
+        if kind & WRITE and self.preimage_dir is not None:
+            if kind & READ and not before and os.path.isfile(path):
+                before = READ  # r+ or a+ of an existing file: it reads what was there
+                self.seen[path] = READ
+            if before & READ:
+                self.before_write(path)
+        self.seen[path] = before | kind
 
     def files(self, root: str, ignore: list[str]) -> dict[str, int]:
         """Regular files under root, outside ignored directories, as project-relative paths."""
@@ -70,6 +129,36 @@ class FileRecorder:
             relative = os.path.relpath(path, root)
             out[relative] = out.get(relative, 0) | kind
         return out
+
+    def saved_preimages(self, root: str) -> dict[str, str]:
+        """{project-relative path: saved copy} for files read, then rewritten."""
+        root = os.path.realpath(root)
+        return {
+            os.path.relpath(os.path.realpath(path), root): copy
+            for path, copy in self.preimages.items()
+        }
+
+    def outside(self, root: str, ignore: list[str], home: str | None = None) -> list[str]:
+        """Data files read (never written) outside the project: absolute real paths."""
+        root = os.path.realpath(root) + os.sep
+        ignored = [os.path.realpath(p) + os.sep for p in ignore if p]
+        if home:
+            ignored += [os.path.join(os.path.realpath(home), d) + os.sep for d in _HOME_TOOL_DIRS]
+        found: set[str] = set()
+        for raw, kind in list(self.seen.items()):
+            if kind & WRITE:
+                continue
+            path = os.path.realpath(raw)
+            if path.startswith(root) or path.startswith(_SYSTEM_PREFIXES):
+                continue
+            if path.endswith(_CODE_SUFFIXES) or "__pycache__" in path:
+                continue
+            if any(path.startswith(d) for d in ignored) or not os.path.isfile(path):
+                continue
+            found.add(path)
+            if len(found) >= MAX_OUTSIDE:
+                break
+        return sorted(found)
 
 
 def default_ignores() -> list[str]:
@@ -89,8 +178,8 @@ def default_ignores() -> list[str]:
     return sorted(p for p in paths if p)
 
 
-def install() -> FileRecorder:
+def install(root: str | None = None, preimage_dir: str | None = None) -> FileRecorder:
     """Start recording this process's opens (audit hooks cannot be removed; disable instead)."""
-    recorder = FileRecorder()
+    recorder = FileRecorder(root, preimage_dir)
     sys.addaudithook(recorder.hook)
     return recorder

@@ -190,6 +190,10 @@ def _capture_sections(out: Console, record: RunRecord) -> None:
             "PYTHONHASHSEED": str(seed.get("pythonhashseed")),
         }
         facts.update({f"seeded {k}": str(v) for k, v in libraries.items()})
+        for call in seed.get("script_calls", []):
+            facts[f"the script: {call.get('call')}"] = (
+                f"{call.get('value')} at {call.get('where')} (overrides lockstep's seed)"
+            )
         _section(out, "seed", facts)
     determinism = sections.pop("determinism", None)
     if determinism:

@@ -71,6 +71,22 @@ class RunRecord:
     def duration(self) -> float | None:
         return None if self.end_time is None else self.end_time - self.start_time
 
+    def inputs(self) -> list[Artifact]:
+        """Every project file the run read, as it was when read: the files it only read, and
+        the first content of those it read and then rewrote (a resumed checkpoint)."""
+        found = [a for a in self.artifacts if a.kind == "input"]
+        for entry in self.sections.get("read_then_written", []) or []:
+            if isinstance(entry, dict) and {"path", "digest", "size"} <= entry.keys():
+                found.append(
+                    Artifact(
+                        path=entry["path"],
+                        digest=entry["digest"],
+                        size=entry["size"],
+                        kind="input",
+                    )
+                )
+        return sorted(found, key=lambda a: a.path)
+
     def final_metrics(self) -> dict[str, float]:
         return {key: summary.last for key, summary in self.metrics.items()}
 
@@ -107,7 +123,7 @@ class RunRecord:
                 for a in self.artifacts
             ],
         }
-        out["inputs"] = [_artifact_json(a) for a in self.artifacts if a.kind == "input"]
+        out["inputs"] = [_artifact_json(a) for a in self.inputs()]
         out["outputs"] = [_artifact_json(a) for a in self.artifacts if a.kind == "output"]
         for name, value in self.sections.items():
             out.setdefault(name, value)

@@ -8,6 +8,7 @@ imported itself; frameworks imported later are seeded by a post-import hook.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sys
@@ -136,6 +137,80 @@ def seed_everything(seed: int, deterministic: bool = False) -> dict[str, Any]:
             sys.meta_path.remove(finder)  # the newest seed wins
     sys.meta_path.insert(0, SeedOnImport(seed, deterministic, results))
     return results
+
+
+# The global seeding calls a program may make itself: (module, attribute path, label).
+SCRIPT_SEEDING = {
+    "random": (("seed",),),
+    "numpy": (("random", "seed"),),
+    "torch": (
+        ("manual_seed",),
+        ("random", "manual_seed"),
+        ("cuda", "manual_seed_all"),
+        ("cuda", "manual_seed"),
+    ),
+    "tensorflow": (("random", "set_seed"),),
+}
+MAX_SCRIPT_SEEDS = 20
+
+
+def _wrap_seeder(
+    owner: Any, attribute: str, label: str, calls: list[Any], skip: tuple[str, ...], root: str
+) -> None:
+    original = getattr(owner, attribute, None)
+    if original is None or getattr(original, "_lockstep_seeder", False):
+        return
+
+    def seeder(*args: Any, **kwargs: Any) -> Any:
+        try:
+            frame = sys._getframe(1)
+            filename = frame.f_code.co_filename
+            mine = not filename.startswith(skip) and not filename.startswith("<frozen")
+            if mine and len(calls) < MAX_SCRIPT_SEEDS:
+                where = filename
+                if root and filename.startswith(root.rstrip(os.sep) + os.sep):
+                    where = filename[len(root.rstrip(os.sep)) + 1 :]
+                value = args[0] if args else kwargs.get("seed", kwargs.get("a"))
+                calls.append(
+                    {"call": label, "value": repr(value)[:40], "where": f"{where}:{frame.f_lineno}"}
+                )
+        except Exception:  # recording must never break the program's seeding
+            pass
+        return original(*args, **kwargs)
+
+    seeder._lockstep_seeder = True  # type: ignore[attr-defined]
+    seeder.__wrapped__ = original  # type: ignore[attr-defined]
+    seeder.__doc__ = getattr(original, "__doc__", None)
+    with contextlib.suppress(AttributeError, TypeError):  # read-only: goes unrecorded
+        setattr(owner, attribute, seeder)
+
+
+def watch_script_seeding(calls: list[Any], skip: tuple[str, ...], root: str) -> None:
+    """Record the program's own global seeding calls into calls, now and at later imports.
+
+    Call after lockstep has seeded (its own calls are not the program's; skip names the
+    directories whose calls are not the program's either: lockstep, stdlib, site-packages).
+    """
+
+    def watch(name: str, module: Any) -> None:
+        for path in SCRIPT_SEEDING[name]:
+            owner = module
+            for part in path[:-1]:
+                owner = getattr(owner, part, None)
+                if owner is None:
+                    break
+            if owner is not None:
+                label = ".".join(
+                    ("np" if name == "numpy" else "tf" if name == "tensorflow" else name, *path)
+                )
+                _wrap_seeder(owner, path[-1], label, calls, skip, root)
+
+    watch("random", sys.modules["random"])
+    for name in ("numpy", "torch", "tensorflow"):
+        if name in sys.modules:
+            watch(name, sys.modules[name])
+        else:
+            AFTER_IMPORT.setdefault(name, []).append(lambda m, name=name: watch(name, m))
 
 
 _ENV = (

@@ -141,8 +141,8 @@ def diff_runs(
     if params:
         out["params"] = params
 
-    inputs_a = {x.path: (x.digest, x.size) for x in a.artifacts if x.kind == "input"}
-    inputs_b = {x.path: (x.digest, x.size) for x in b.artifacts if x.kind == "input"}
+    inputs_a = {x.path: (x.digest, x.size) for x in a.inputs()}
+    inputs_b = {x.path: (x.digest, x.size) for x in b.inputs()}
     try:
         recipe_a, recipe_b = Recipe.from_record(a), Recipe.from_record(b)
         code = code_diff(recipe_a, recipe_b, objects, set(inputs_a) | set(inputs_b))

@@ -62,7 +62,7 @@ class Recipe:
         return cls(
             code=code,
             project_offset=offset or ".",
-            inputs=tuple(sorted((a.path, a.digest) for a in record.artifacts if a.kind == "input")),
+            inputs=tuple(sorted((a.path, a.digest) for a in record.inputs())),
             argv=tuple(command["argv"]),
             cwd=command.get("cwd", "."),
             params=dict(record.params),

@@ -93,7 +93,7 @@ def markdown(record: RunRecord, objects: Any = None) -> str:
     lines += ["## Inputs", ""]
     lines += _table(
         ["path", "size", "blake3"],
-        [[a.path, a.size, f"`{a.digest}`"] for a in record.artifacts if a.kind == "input"],
+        [[a.path, a.size, f"`{a.digest}`"] for a in record.inputs()],
     )
     lines += ["## Parameters", ""]
     lines += _table(["key", "value"], [[k, v] for k, v in record.params.items()])

@@ -536,6 +536,20 @@ def _record(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome) -> 
     ignored = snapshot.ignore_patterns(config)
     files = {p: k for p, k in files.items() if not snapshot.matches_any(p, ignored)}
     inputs, outputs = snapshot.file_artifacts(project_root, files, objects)
+    # Files read, then rewritten (a resumed checkpoint, an appended log): their content when
+    # first opened is an input too, kept by the processes before the write.
+    rewritten = snapshot.read_then_written(reports, files, objects)
+    outside = snapshot.outside_inputs(
+        [p for r in reports for p in r.get("outside", [])], workspace.store_dir
+    )
+    if outside and job.stderr is not None:
+        shown = ", ".join(e["path"] for e in outside[:3]) + (", ..." if len(outside) > 3 else "")
+        job.stderr.write(
+            f"lockstep: {len(outside)} file(s) read from outside the project are recorded by "
+            f"path and digest only, not stored ({shown}); a rerun needs them there unchanged "
+            "(or move the data into the project, or `lockstep data add` it)\n".encode()
+        )
+        job.stderr.flush()
     if inputs or outputs:
         workspace.meta.add_artifacts(run.id, [*inputs, *outputs])
         from lockstep.data.api import link_files
@@ -553,7 +567,10 @@ def _record(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome) -> 
                 "source": "given" if request.seed is not None else "drawn",
                 "pythonhashseed": job.env.get("PYTHONHASHSEED"),
                 "libraries": seeds,
+                "script_calls": [c for r in reports for c in r.get("script_seeds", [])][:20],
             },
+            **({"read_then_written": rewritten} if rewritten else {}),
+            **({"outside_inputs": outside} if outside else {}),
             "determinism": {"requested": request.deterministic, **determinism},
             "code": _code_section(job),
             "environment": environment,

@@ -244,3 +244,50 @@ def matches_any(path: str, patterns: list[str]) -> bool:
     return any(
         fnmatch.fnmatch(path, p) or path.startswith(p.rstrip("/") + os.sep) for p in patterns
     )
+
+
+def read_then_written(
+    reports: list[dict[str, Any]], files: Mapping[str, int], objects: LocalObjectStore
+) -> list[dict[str, Any]]:
+    """The saved first contents of project files the run read and then rewrote, stored."""
+    from lockstep.capture.iohook import WRITE
+
+    entries: dict[str, dict[str, Any]] = {}
+    for report in reports:
+        for relative, copy in (report.get("preimages") or {}).items():
+            path = Path(relative).as_posix()
+            if path in entries or not files.get(path, 0) & WRITE or not Path(copy).is_file():
+                continue
+            stored = objects.put_file(Path(copy))
+            entries[path] = {"path": path, "digest": stored.digest, "size": stored.size}
+    return [entries[p] for p in sorted(entries)]
+
+
+def outside_inputs(paths: list[str], store_dir: Path) -> list[dict[str, Any]]:
+    """Files read outside the project, by path and digest (never stored); the stat cache
+    keeps a large dataset there from being read again while it does not change."""
+    from lockstep.objects.hashing import hash_file
+    from lockstep.objects.statcache import StatCache, stat_key
+
+    if not paths:
+        return []
+    cache = StatCache(store_dir / "cache" / "stat.db")
+    out: list[dict[str, Any]] = []
+    fresh = []
+    try:
+        for path in sorted(set(paths)):
+            try:
+                key = stat_key(os.stat(path))
+                known = cache.lookup(path).get(path)
+                if known is not None and known[0] == key:
+                    digest = known[1]
+                else:
+                    digest, _ = hash_file(Path(path))
+                    fresh.append((path, key, digest))
+            except OSError:
+                continue
+            out.append({"path": path, "digest": digest, "size": key[2]})
+        cache.update(fresh)
+    finally:
+        cache.close()
+    return out

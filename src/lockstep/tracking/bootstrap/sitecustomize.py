@@ -86,9 +86,46 @@ def _lockstep_bootstrap() -> None:
     recorder = None
     try:
         iohook = load("capture/iohook.py", "_lockstep_iohook")
-        recorder = iohook.install()
+        recorder = iohook.install(
+            os.environ.get("LOCKSTEP_PROJECT_ROOT"),
+            os.path.join(capture_dir, f"preimages-{os.getpid()}"),
+        )
     except Exception as exc:
         errors.append(f"file recording: {type(exc).__name__}: {exc}")
+
+    script_seeds: list[dict[str, Any]] = []
+    if seeding is not None:
+        # Seeds the program sets itself, with where it set them (lockstep's own calls and
+        # libraries' internal ones are not the program's).
+        try:
+            skip = tuple(
+                p.rstrip(os.sep) + os.sep
+                for p in ([package] + (iohook.default_ignores() if recorder is not None else []))
+            )
+            seeding.watch_script_seeding(
+                script_seeds, skip, os.environ.get("LOCKSTEP_PROJECT_ROOT", "")
+            )
+        except Exception as exc:
+            errors.append(f"seed recording: {type(exc).__name__}: {exc}")
+    report["script_seeds"] = script_seeds
+
+    if recorder is not None and seeding is not None:
+        # torch.save writes from native code, past the audit hook: keep a checkpoint the
+        # program read (a resumed run) before torch overwrites it.
+        def watch_torch_save(torch):  # type: ignore[no-untyped-def]
+            original = torch.save
+
+            def save(obj, f, *args, **kwargs):  # type: ignore[no-untyped-def]
+                if isinstance(f, (str, os.PathLike)):
+                    with contextlib.suppress(Exception):
+                        recorder.before_write(os.fspath(f))
+                return original(obj, f, *args, **kwargs)
+
+            save.__wrapped__ = original  # type: ignore[attr-defined]
+            save.__doc__ = original.__doc__
+            torch.save = save
+
+        seeding.AFTER_IMPORT.setdefault("torch", []).append(watch_torch_save)
 
     def finish() -> None:
         try:
@@ -99,7 +136,12 @@ def _lockstep_bootstrap() -> None:
                 ignore = iohook.default_ignores() + os.environ.get(
                     "LOCKSTEP_CAPTURE_IGNORE", ""
                 ).split(os.pathsep)
-                report["files"] = recorder.files(os.environ["LOCKSTEP_PROJECT_ROOT"], ignore)
+                root = os.environ["LOCKSTEP_PROJECT_ROOT"]
+                report["files"] = recorder.files(root, ignore)
+                report["preimages"] = recorder.saved_preimages(root)
+                report["outside"] = recorder.outside(
+                    root, [*ignore, capture_dir], os.path.expanduser("~")
+                )
             if seeding is not None:
                 report["determinism"] = seeding.determinism_state()
             if report["main"] and os.environ.get("LOCKSTEP_PARENT_PREFIX") != sys.prefix:
