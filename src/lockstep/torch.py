@@ -50,17 +50,28 @@ def watch(model: Any = None, steps: int = 5, every: int = 1) -> Any:
     """Fingerprint every module output, gradient and parameter for the first steps.
 
     With a model, its modules are watched (named from the model); without one,
-    every top-level module the program calls. Steps end at each optimizer step.
-    When the watch ends, the records are stored with the active run (section
+    every top-level module the program calls. A step ends at each optimizer step (or,
+    in a loop without a torch.optim optimizer, at each backward pass). When the watch
+    ends, or the run ends before the steps are done, the records are stored with the
+    active run (section
     ``tensor_fingerprints``), so ``lockstep diff A B --tensors`` can compare two runs.
     """
     from lockstep.determinism.watch import Watcher, attach
+    from lockstep.tracking import active
+
+    run = active.current()
 
     def store(watcher: Watcher) -> None:
-        from lockstep.tracking import active
+        target = run if run is not None and not run.finished else active.current()
+        if target is not None:
+            target.store_section("tensor_fingerprints", watcher.to_json())
 
-        run = active.current()
-        if run is not None:
-            run.store_section("tensor_fingerprints", watcher.to_json())
+    watcher = attach(Watcher(steps=steps, every=every, model=model, on_stop=store))
+    # Fewer steps than asked for (a short run): store what there is when the run ends.
+    if run is not None:
+        run.before_finish.append(watcher.finish)
+    else:
+        import atexit
 
-    return attach(Watcher(steps=steps, every=every, model=model, on_stop=store))
+        atexit.register(watcher.finish)
+    return watcher

@@ -40,6 +40,8 @@ _SYSTEM_PREFIXES = (
 )
 _HOME_TOOL_DIRS = (".cache", ".config", ".local", ".matplotlib", ".ipython", ".jupyter", ".nv")
 _CODE_SUFFIXES = (".py", ".pyc", ".pyi", ".pyx", ".pxd", ".pth", ".so", ".pyd", ".dll", ".dylib")
+# Compiler and kernel caches that tools keep in the temporary directory or elsewhere.
+_TOOL_CACHE_PARTS = ("torchinductor_", ".triton", "triton_", "torch_extensions", "numba_cache")
 MAX_OUTSIDE = 1000
 
 
@@ -152,6 +154,8 @@ class FileRecorder:
             if path.startswith(root) or path.startswith(_SYSTEM_PREFIXES):
                 continue
             if path.endswith(_CODE_SUFFIXES) or "__pycache__" in path:
+                continue
+            if any(part.startswith(_TOOL_CACHE_PARTS) for part in path.split(os.sep)):
                 continue
             if any(path.startswith(d) for d in ignored) or not os.path.isfile(path):
                 continue

@@ -89,56 +89,102 @@ def _cell(value: Any) -> str:
     return number(value) if isinstance(value, (int, float)) else escape(str(value))
 
 
+_MAX_DIFF_LINES = 400  # of a code diff in the text view; --json has all of it
+
+
 def run_diff(names: tuple[str, str], differences: dict[str, Any]) -> None:
     out = console()
     if not differences:
         out.print(f"{names[0]} and {names[1]} do not differ")
         return
-    for dimension, content in differences.items():
+    for dimension, found in differences.items():
         out.print(f"[bold]{dimension}[/]")
-        if dimension == "code" and isinstance(content, dict) and "diff" in content:
-            for key in ("commits", "added", "removed", "modified", "binary"):
+        content = found
+        if dimension == "params" and isinstance(found, dict) and "argv" in found:
+            argv = found["argv"]
+            out.print("  command:")
+            for line in token_diff(argv.get("a") or [], argv.get("b") or []):
+                out.print("    " + line, highlight=False)
+            content = {k: v for k, v in found.items() if k != "argv"}
+            if not content:
+                continue
+        if dimension == "code" and isinstance(content, dict):
+            commits = content.get("commits")
+            if commits:
+                out.print(f"  commit: [red]{commits.get('a')}[/] -> [green]{commits.get('b')}[/]")
+            for key in ("added", "removed", "modified", "binary", "unavailable"):
                 if content.get(key):
-                    out.print(f"  {key}: {json.dumps(content[key])}")
-            from rich.syntax import Syntax
+                    out.print(f"  {key}: {escape(json.dumps(content[key]))}")
+            if "diff" in content:
+                from rich.syntax import Syntax
 
-            out.print(
-                Syntax(content["diff"], "diff", theme="ansi_dark", background_color="default")
-            )
+                lines = content["diff"].splitlines()
+                shown = "\n".join(lines[:_MAX_DIFF_LINES])
+                out.print(Syntax(shown, "diff", theme="ansi_dark", background_color="default"))
+                if len(lines) > _MAX_DIFF_LINES:
+                    out.print(
+                        f"[dim]... {len(lines) - _MAX_DIFF_LINES} more lines "
+                        "(`lockstep diff --json` has the whole diff)[/]"
+                    )
             continue
         _nested(out, content, "  ")
+
+
+def token_diff(a: list[str], b: list[str]) -> list[str]:
+    """Two command lines as a word-level diff: '-' and '+' lines, changed words marked."""
+    import difflib
+    import shlex
+
+    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+    left: list[str] = []
+    right: list[str] = []
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        words_a = [escape(shlex.quote(w)) for w in a[i1:i2]]
+        words_b = [escape(shlex.quote(w)) for w in b[j1:j2]]
+        if op == "equal":
+            left += words_a
+            right += words_b
+            continue
+        left += [f"[bold red on grey19][{w}][/]" for w in words_a]
+        right += [f"[bold green on grey19]{{+{w}+}}[/]" for w in words_b]
+    return ["[red]-[/] " + " ".join(left), "[green]+[/] " + " ".join(right)]
 
 
 def _nested(out: Any, content: Any, indent: str) -> None:
     if isinstance(content, dict):
         if set(content) <= {"a", "b"} and content:
-            out.print(
-                f"{indent}[red]- {_short(content.get('a'))}[/]  "
-                f"[green]+ {_short(content.get('b'))}[/]",
-                markup=True,
-            )
+            out.print(f"{indent}{_pair(content.get('a'), content.get('b'))}", markup=True)
             return
         for key, value in content.items():
             if isinstance(value, dict) and set(value) <= {"a", "b"} and value:
-                out.print(
-                    f"{indent}{key}: [red]{_short(value.get('a'))}[/] -> "
-                    f"[green]{_short(value.get('b'))}[/]"
-                )
+                out.print(f"{indent}{escape(str(key))}: {_pair(value.get('a'), value.get('b'))}")
             elif isinstance(value, (dict, list)):
-                out.print(f"{indent}{key}:")
+                out.print(f"{indent}{escape(str(key))}:")
                 _nested(out, value, indent + "  ")
             else:
-                out.print(f"{indent}{key}: {_short(value)}")
+                out.print(f"{indent}{escape(str(key))}: {escape(_short(value))}")
     elif isinstance(content, list):
         for item in content:
-            out.print(f"{indent}- {_short(item)}")
+            out.print(f"{indent}- {escape(_short(item))}")
     else:
-        out.print(f"{indent}{_short(content)}")
+        out.print(f"{indent}{escape(_short(content))}")
+
+
+def _pair(a: Any, b: Any) -> str:
+    """A before/after pair; long values as a word-level diff, never cut where they differ."""
+    text_a = a if isinstance(a, str) else json.dumps(a, default=str)
+    text_b = b if isinstance(b, str) else json.dumps(b, default=str)
+    if len(text_a) <= 120 and len(text_b) <= 120:
+        return f"[red]{escape(text_a)}[/] -> [green]{escape(text_b)}[/]"
+    words_a = a if isinstance(a, list) else text_a.split(" ")
+    words_b = b if isinstance(b, list) else text_b.split(" ")
+    lines = token_diff([str(w) for w in words_a], [str(w) for w in words_b])
+    return "\n      ".join(["", *lines])
 
 
 def _short(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text if len(text) <= 120 else text[:117] + "..."
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def explanation(result: Explanation, names: tuple[str, str]) -> None:

@@ -61,6 +61,7 @@ class Watcher:
         self._roots: set[int] = set()
         self._hooked_params: set[int] = set()
         self._param_qualified: dict[int, str] = {}
+        self._params: dict[int, Any] = {}
         self._handles: list[Any] = []
         self._grad_hooks: dict[int, Any] = {}  # parameter id -> hook, until learned
         self._grad_order: list[tuple[Any, str]] = []  # (parameter, gradient name), learned
@@ -75,6 +76,10 @@ class Watcher:
         self._depth = 0
         self.nondeterministic_modules: dict[str, str] = {}
         self._on_stop = on_stop
+        # A step ends at an optimizer step; in a loop without a torch.optim optimizer (a
+        # hand-written update), at the first top-level forward after a backward pass.
+        self._optimizer_seen = False
+        self._backward_pending = False
         # Without a model, any top-level module called becomes a root to watch.
         self._adopt_new = model is None
         if model is not None:
@@ -102,6 +107,7 @@ class Watcher:
             self._hooked_params.add(id(param))
             qualified = ".".join(p for p in (prefix, name) if p)
             self._param_qualified[id(param)] = qualified
+            self._params[id(param)] = param
             grad_name = f"{qualified}.grad"
             self._grad_hooks[id(param)] = param.register_post_accumulate_grad_hook(
                 lambda p, grad_name=grad_name: self._on_gradient(p, grad_name)
@@ -136,8 +142,12 @@ class Watcher:
     # hooks -----------------------------------------------------------------
 
     def before_forward(self, module: Any, args: Any) -> None:
-        if not self._active:
+        # Inside a graph torch.compile is tracing, a hook must be invisible: tracing the
+        # fingerprint would break the graph there and change the compiled numerics.
+        if _compiling() or not self._active:
             return
+        if self._depth == 0 and self._backward_pending and not self._optimizer_seen:
+            self._end_manual_step()
         if id(module) not in self._names and self._depth == 0 and self._adopt_new:
             self._adopt(module)
         self._depth += 1
@@ -150,7 +160,7 @@ class Watcher:
         self._add("forward", self._input_names[id(module)], tensor)
 
     def after_forward(self, module: Any, args: Any, output: Any) -> None:
-        if not self._active:
+        if _compiling() or not self._active:
             return
         if self._depth:
             self._depth -= 1
@@ -160,6 +170,8 @@ class Watcher:
 
     def before_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         """After the first step: this optimizer's finished gradients, in backward's order."""
+        self._optimizer_seen = True
+        self._backward_pending = False
         if not self.recording or not self._grad_order:
             return
         groups = optimizer.param_groups
@@ -179,6 +191,34 @@ class Watcher:
                 name = self._param_name(param)
                 self._add("update", name, param)
         self.end_step()
+
+    def after_backward(self) -> None:
+        """A backward pass ended. Without an optimizer, read its gradients now (learned
+        ones; the first step's hooks already recorded theirs) and end the step at the next
+        top-level forward, once the hand-written update has run."""
+        if not self._active or self._optimizer_seen:
+            return
+        self._backward_pending = True
+        if self.recording:
+            for param, grad_name in self._grad_order:
+                self._add("backward", grad_name, param.grad)
+
+    def _end_manual_step(self) -> None:
+        self._backward_pending = False
+        if self.recording:
+            for param_id, name in self._param_qualified.items():
+                param = self._params.get(param_id)
+                if param is not None:
+                    self._add("update", name, param)
+        self.end_step()
+
+    def finish(self) -> None:
+        """The program ends: close a step still open, then stop."""
+        if self._active and self._backward_pending and not self._optimizer_seen:
+            self._end_manual_step()
+        if self._active and self._pending:
+            self.end_step()
+        self.stop()
 
     def _param_name(self, param: Any) -> str:
         return self._param_qualified.get(id(param), f"param@{id(param):x}")
@@ -214,6 +254,8 @@ class Watcher:
         self._grad_hooks.clear()
         self._grad_order.clear()
         self._learning.clear()
+        if self in _BACKWARD_WATCHERS:
+            _BACKWARD_WATCHERS.remove(self)
         if self._on_stop is not None:
             self._on_stop(self)
 
@@ -257,6 +299,34 @@ _KNOWN_NONDETERMINISTIC = {
 }
 
 
+def _compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and compiler.is_compiling())
+
+
+_BACKWARD_WATCHERS: list[Watcher] = []
+
+
+def _watch_backward() -> None:
+    """Wrap torch.autograd.backward once (Tensor.backward goes through it), so that a loop
+    without an optimizer still has steps."""
+    original = torch.autograd.backward
+    if getattr(original, "_lockstep_watch", False):
+        return
+
+    def backward(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        if not _compiling():
+            for watcher in list(_BACKWARD_WATCHERS):
+                watcher.after_backward()
+        return result
+
+    backward._lockstep_watch = True  # type: ignore[attr-defined]
+    backward.__wrapped__ = original  # type: ignore[attr-defined]
+    backward.__doc__ = original.__doc__
+    torch.autograd.backward = backward
+
+
 def attach(watcher: Watcher) -> Watcher:
     """Hook a watcher into every module call and every optimizer step of the process."""
     from torch.optim.optimizer import (
@@ -269,7 +339,8 @@ def attach(watcher: Watcher) -> Watcher:
     watcher._handles.append(module_hooks.register_module_forward_hook(watcher.after_forward))
     watcher._handles.append(register_optimizer_step_pre_hook(watcher.before_optimizer_step))
     watcher._handles.append(register_optimizer_step_post_hook(watcher.after_optimizer_step))
-
+    _watch_backward()
+    _BACKWARD_WATCHERS.append(watcher)
     return watcher
 
 
@@ -281,8 +352,7 @@ def install_global(steps: int, every: int, output_path: str) -> Watcher:
     watcher = attach(Watcher(steps=steps, every=every))
 
     def write() -> None:
-        if watcher._pending:
-            watcher.end_step()
+        watcher.finish()
         tmp = output_path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as handle:
             json.dump(watcher.to_json(), handle)

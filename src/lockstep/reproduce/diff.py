@@ -1,8 +1,8 @@
 """``lockstep diff``: every way two runs differ, one dimension at a time.
 
 Dimensions: params, code, data, environment, hardware, seeds, determinism,
-metrics, outputs. Empty dimensions are left out. A file a run read as input is
-data, never code.
+status, metrics, printed (stdout, stderr), outputs. Empty dimensions are left
+out. A file a run read as input is data, never code.
 """
 
 from __future__ import annotations
@@ -17,11 +17,15 @@ from typing import Any
 from lockstep.core.records import RunRecord
 from lockstep.errors import LockstepError
 from lockstep.objects.store import LocalObjectStore
-from lockstep.reproduce.compare import IDENTICAL, Tolerance, compare_series
+from lockstep.reproduce.compare import (
+    IDENTICAL,
+    Tolerance,
+    compare_printed,
+    compare_series,
+    compare_status,
+)
 from lockstep.reproduce.materialize import cleanup, materialize
 from lockstep.reproduce.recipe import Recipe
-
-_MAX_DIFF_LINES = 400
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -104,8 +108,7 @@ def code_diff(a: Recipe, b: Recipe, objects: LocalObjectStore, inputs: set[str])
         if binary:
             out["binary"] = binary
         if lines:
-            truncated = len(lines) > _MAX_DIFF_LINES
-            out["diff"] = "\n".join(lines[:_MAX_DIFF_LINES]) + ("\n..." if truncated else "")
+            out["diff"] = "\n".join(lines)  # whole: the text view shortens, never the data
         if a.code.get("commit") != b.code.get("commit"):
             out["commits"] = {"a": a.code.get("commit"), "b": b.code.get("commit")}
         return {k: v for k, v in out.items() if v}
@@ -208,6 +211,17 @@ def diff_runs(
             }
     if metrics:
         out["metrics"] = metrics
+    printed = {}
+    for stream in ("stdout", "stderr"):
+        stream_finding = compare_printed(stream, a, b, objects.read_bytes, Tolerance())
+        if stream_finding is not None and stream_finding.status != IDENTICAL:
+            printed[stream] = stream_finding.detail
+    if printed:
+        out["printed"] = printed
+    if a.status != b.status or a.sections.get("command", {}).get("exit_code") != b.sections.get(
+        "command", {}
+    ).get("exit_code"):
+        out["status"] = compare_status(a, b).to_json()
     outputs_a = {x.path: (x.digest, x.size) for x in a.artifacts if x.kind != "input"}
     outputs_b = {x.path: (x.digest, x.size) for x in b.artifacts if x.kind != "input"}
     outputs = _files_diff(outputs_a, outputs_b)

@@ -103,6 +103,29 @@ def dockerfile(record: RunRecord) -> str:
         "COPY . /app",
     ]
     out += [f"ENV {k}={json.dumps(v)}" for k, v in sorted(variables.items())]
+    cwd = record.sections.get("command", {}).get("cwd")
+    if isinstance(cwd, str) and cwd not in ("", ".") and not cwd.startswith("/"):
+        out.append(f"WORKDIR /app/{cwd}")
     if command:
-        out.append(f"CMD {json.dumps(command)}")
+        out += _command_lines(record, [str(x) for x in command], lines)
     return "\n".join(out) + "\n"
+
+
+def _command_lines(record: RunRecord, argv: list[str], pins: list[str]) -> list[str]:
+    """The recorded command, through `lockstep run` with the recorded seed where the image
+    has lockstep (its bootstrap is what seeds the generators); else says why not."""
+    seed = record.sections.get("seed", {}).get("value")
+    deterministic = bool(record.sections.get("determinism", {}).get("requested"))
+    has_lockstep = any(line.split("==")[0].lower() == "lockstep" for line in pins)
+    if has_lockstep and isinstance(seed, int):
+        wrapped = ["lockstep", "run", "--seed", str(seed)]
+        if deterministic:
+            wrapped.append("--deterministic")
+        return [f"CMD {json.dumps([*wrapped, '--', *argv])}"]
+    return [
+        "# The command runs without `lockstep run`: lockstep is not among the recorded "
+        f"packages, so the recorded seed {seed} does not reach random, NumPy or torch here. "
+        "Install lockstep in the image and prefix the command with "
+        f"`lockstep run --seed {seed} --` to seed them.",
+        f"CMD {json.dumps(argv)}",
+    ]

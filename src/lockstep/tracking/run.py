@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,8 @@ class Run:
         )
         self._add = self._writer.buffer.add
         self._finished = False
+        # Work to do just before the run ends (a tensor watch storing what it has so far).
+        self.before_finish: list[Callable[[], None]] = []
         self._signal: int | None = None
         self._previous_handlers: dict[int, Any] = {}
         self._writer.start()
@@ -126,10 +129,14 @@ class Run:
         """Store what is buffered and end the run with a final status (once)."""
         if self._finished:
             return
-        self._finished = True
         status = RunStatus(status)
         if not status.is_final:
             raise RunStateError("finish() needs a final status: finished, failed or killed")
+        for callback in self.before_finish:
+            with contextlib.suppress(Exception):  # ending the run must not fail
+                callback()
+        self.before_finish.clear()
+        self._finished = True
         self._restore_signals()
         self._writer.close()
         active.remove(self)
