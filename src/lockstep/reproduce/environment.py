@@ -107,16 +107,19 @@ def dockerfile(record: RunRecord) -> str:
     if isinstance(cwd, str) and cwd not in ("", ".") and not cwd.startswith("/"):
         out.append(f"WORKDIR /app/{cwd}")
     if command:
-        out += _command_lines(record, [str(x) for x in command], lines)
+        out += _command_lines(record, [str(x) for x in command])
     return "\n".join(out) + "\n"
 
 
-def _command_lines(record: RunRecord, argv: list[str], pins: list[str]) -> list[str]:
+def _command_lines(record: RunRecord, argv: list[str]) -> list[str]:
     """The recorded command, through `lockstep run` with the recorded seed where the image
     has lockstep (its bootstrap is what seeds the generators); else says why not."""
     seed = record.sections.get("seed", {}).get("value")
     deterministic = bool(record.sections.get("determinism", {}).get("requested"))
-    has_lockstep = any(line.split("==")[0].lower() == "lockstep" for line in pins)
+    packages = _environment(record).get("packages") or []
+    has_lockstep = any(
+        isinstance(p, dict) and str(p.get("name", "")).lower() == "lockstep" for p in packages
+    )
     if has_lockstep and isinstance(seed, int):
         wrapped = ["lockstep", "run", "--seed", str(seed)]
         if deterministic:

@@ -261,15 +261,17 @@ def seed_noise(
             continue
         noise[f"metric {key}"] = _noise(values, run.metrics[key].last, other.metrics[key].last)
     noise.update(_printed_noise(workspace, run, other, printed["stdout"], tolerance, notes))
-    if not noise:
-        if not run.metrics and not printed["stdout"]:
-            notes.append(
-                "nothing to measure: the run logged no metric and printed no number "
-                "(output files are not measured for seed noise)"
-            )
-        else:
-            notes.append("no result of the run could be measured against the other seeds")
-    elif all(entry["seed_std"] == 0 for entry in noise.values()):
+    measured = [v for v in finals.values() if len(v) > 1] + (
+        [[tuple(n) for _, n in printed["stdout"]]] if len(printed["stdout"]) > 1 else []
+    )
+    if not measured:
+        notes.append(
+            "nothing to measure: the run logged no metric and printed no number "
+            "(output files are not measured for seed noise)"
+            if not run.metrics and not printed["stdout"]
+            else "no rerun with another seed gave a result to set beside the run's"
+        )
+    elif all(len(set(values)) == 1 for values in measured):
         notes.append(
             "every other seed gave exactly the same results: the seed lockstep gives does not "
             "change this program's results" + (" (it seeds itself)" if own else "")
