@@ -223,6 +223,9 @@ def test_verification_history_keeps_reproductions_and_comparisons_apart(tmp_path
         ("reproduction", "IDENTICAL"),
         ("comparison", "NOT_REPRODUCED"),
     ]
+    shown = cli(root, "show", "a", env={"COLUMNS": "200"}).stdout
+    assert "reproductions" in shown and "comparisons" in shown
+    assert "NOT_REPRODUCED against b" in shown and "IDENTICAL by rerun" in shown
     report = cli(root, "report", "a").stdout
     reproductions = report.split("## Reproductions")[1].split("## Comparisons")[0]
     comparisons = report.split("## Comparisons with other runs")[1]
@@ -386,3 +389,21 @@ def test_a_script_that_seeds_itself_is_shown_so_and_seed_noise_says_why(tmp_path
     assert "every other seed gave exactly the same results" in notes
     text = cli(root, "verify", "own", "--seeds", "2").stdout
     assert "seeds: the script seeds itself" in text
+
+
+def test_volatile_printed_parts_of_the_users_own_are_masked_from_pyproject(
+    tmp_path: Path,
+) -> None:
+    script = "import uuid\nprint('job', uuid.uuid4().hex, 'accuracy 0.93')\n"
+    root = make_repo(tmp_path / "mask", {"job.py": script})
+    run_ok(root, "--name", "job", "--", sys.executable, "job.py")
+    code, result = verdict(root, "job")
+    assert code == 1 and result["verdict"] == "NOT_REPRODUCED"  # a fresh id every run
+    (root / "pyproject.toml").write_text('[tool.lockstep.verify]\nmask = ["job [0-9a-f]{32}"]\n')
+    code, result = verdict(root, "job")
+    assert code == 0 and result["verdict"] == "IDENTICAL", result
+    assert "masked" in result["printed"][0]["detail"]
+    (root / "pyproject.toml").write_text('[tool.lockstep.verify]\nmask = ["job [0-9a-f"]\n')
+    bad = cli(root, "verify", "job")
+    assert bad.returncode == 2 and "is not a regular expression" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

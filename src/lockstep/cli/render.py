@@ -258,6 +258,20 @@ def _capture_sections(out: Console, record: RunRecord) -> None:
             or "none",
         }
         _section(out, "hardware", facts)
+    history = sections.pop("verifications", None)
+    if isinstance(history, list) and history:
+        for kind, title in (("reproduction", "reproductions"), ("comparison", "comparisons")):
+            entries = [v for v in history if v.get("kind", "reproduction") == kind]
+            facts = {
+                f"{number}. {when(float(v.get('time', 0)))}": (
+                    f"{v.get('verdict')} "
+                    + ("by rerun " if kind == "reproduction" else "against ")
+                    + f"{v.get('against_name') or v.get('against')}"
+                    + (f" ({', '.join(v['differences'][:5])})" if v.get("differences") else "")
+                )
+                for number, v in enumerate(entries, 1)
+            }
+            _section(out, title, facts)
     for name, value in sections.items():
         out.print(f"[bold]{name}[/]")
         out.print_json(json.dumps(value, default=str))
