@@ -250,7 +250,9 @@ def compare_files(path: str, a: bytes, b: bytes, tolerance: Tolerance) -> Findin
 def _run_masks(record: RunRecord, extra: tuple[str, ...]) -> Masks:
     """Volatile text of one run: built-in patterns, the user's, and the run's own names."""
     command = record.sections.get("command", {})
-    literals = [(record.id, "<run-id>"), (record.name, "<run-name>")]
+    literals = [(record.id, "<run-id>")]
+    if len(record.name) >= 8:  # a short name ("a", "job") is a word, not an identifier
+        literals.append((record.name, "<run-name>"))
     for key in ("ran_in", "project_root"):
         where = command.get(key)
         if isinstance(where, str) and len(where) > 1:
