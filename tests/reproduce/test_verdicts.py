@@ -408,3 +408,29 @@ def test_volatile_printed_parts_of_the_users_own_are_masked_from_pyproject(
     bad = cli(root, "verify", "a")
     assert bad.returncode == 2 and "is not a regular expression" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_resumed_torch_checkpoint_is_an_input_and_the_rerun_starts_from_it(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("torch")
+    script = textwrap.dedent("""
+        import os, torch
+        if os.path.exists("ckpt.pt"):
+            state = torch.load("ckpt.pt")
+        else:
+            state = {"w": torch.zeros(3), "epoch": 0}
+        state["w"] += torch.randn(3)
+        state["epoch"] += 1
+        print("epoch", state["epoch"], "w", round(state["w"].sum().item(), 6))
+        torch.save(state, "ckpt.pt")
+    """)
+    root = make_repo(tmp_path / "resume", {"train.py": script, ".gitignore": "ckpt.pt\n"})
+    run_ok(root, "--name", "first", "--", sys.executable, "train.py")
+    run_ok(root, "--name", "resumed", "--", sys.executable, "train.py")
+    record = show(root, "resumed")
+    assert [i["path"] for i in record["inputs"]] == ["ckpt.pt"]
+    assert record["inputs"][0]["digest"] == show(root, "first")["outputs"][0]["digest"]
+    code, result = verdict(root, "resumed")
+    assert code == 0 and result["verdict"] == "IDENTICAL", result
+    assert result["status"]["status"] == "identical"
