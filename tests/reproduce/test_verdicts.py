@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import clean_env
 from tests.gitrepo import git, make_repo
-from tests.tracking.test_launcher import show
+from tests.tracking.test_launcher import lockstep, show
 
 PRINT_ONLY_FOREST = textwrap.dedent("""
     from sklearn.datasets import make_classification
@@ -33,18 +33,7 @@ def cli(
     cwd: Path, *args: str, env: dict[str, str] | None = None, drop: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
     """`lockstep ARGS` in cwd with a user's environment (plus env, minus drop)."""
-    full = clean_env(**(env or {}))
-    for name in drop:
-        full.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-m", "lockstep", *args],
-        cwd=cwd,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return lockstep(cwd, *args, env=env, drop=drop, timeout=300)
 
 
 def verdict(cwd: Path, *args: str, **kw: object) -> tuple[int, dict]:  # type: ignore[type-arg]
@@ -118,13 +107,17 @@ def test_a_failure_never_matches_a_success_of_another_command(tmp_path: Path) ->
     assert show(root, "fails")["verifications"][-1]["kind"] == "comparison"
 
 
-def test_a_rerun_that_fails_is_reported_with_its_exit_code_and_stderr(tmp_path: Path) -> None:
+def outside_reader(tmp_path: Path, script: str) -> tuple[Path, Path]:
+    """A file outside the project ("1,2"), and a project whose read.py takes its path."""
     outside = tmp_path / "elsewhere" / "rows.csv"
     outside.parent.mkdir()
     outside.write_text("1,2\n")
-    root = make_repo(
-        tmp_path / "reads",
-        {"read.py": "import sys\nprint(open(sys.argv[1]).read().strip())\n"},
+    return outside, make_repo(tmp_path / "reads", {"read.py": script})
+
+
+def test_a_rerun_that_fails_is_reported_with_its_exit_code_and_stderr(tmp_path: Path) -> None:
+    outside, root = outside_reader(
+        tmp_path, "import sys\nprint(open(sys.argv[1]).read().strip())\n"
     )
     recorded = run_ok(root, "--name", "reads", "--", sys.executable, "read.py", str(outside))
     assert "read from outside the project" in recorded.stderr and str(outside) in recorded.stderr
@@ -138,12 +131,8 @@ def test_a_rerun_that_fails_is_reported_with_its_exit_code_and_stderr(tmp_path: 
 
 
 def test_a_changed_outside_input_is_named_as_the_likely_cause(tmp_path: Path) -> None:
-    outside = tmp_path / "elsewhere" / "rows.csv"
-    outside.parent.mkdir()
-    outside.write_text("1,2\n")
-    root = make_repo(
-        tmp_path / "reads",
-        {"read.py": "import sys\nprint(sum(map(float, open(sys.argv[1]).read().split(','))))\n"},
+    outside, root = outside_reader(
+        tmp_path, "import sys\nprint(sum(map(float, open(sys.argv[1]).read().split(','))))\n"
     )
     run_ok(root, "--name", "reads", "--", sys.executable, "read.py", str(outside))
     outside.write_text("1,5\n")

@@ -25,10 +25,17 @@ print(random.random(), numpy.random.rand())
 
 
 def lockstep(
-    project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    project: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    drop: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
+    """`lockstep ARGS` in project with a user's environment (plus env, minus drop)."""
     full_env = clean_env()
     full_env.update(env or {})
+    for name in drop:
+        full_env.pop(name, None)
     return subprocess.run(
         [sys.executable, "-m", "lockstep", *args],
         cwd=project,
