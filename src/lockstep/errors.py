@@ -4,7 +4,8 @@
     ├── UsageError(ValueError)             bad input from the caller
     │   ├── InvalidFilter                  malformed filter or sort expression
     │   ├── InvalidRunRef                  a run reference that cannot be a run
-    │   └── InvalidMetric(TypeError)       a metric value that is not a number
+    │   ├── InvalidMetric(TypeError)       a metric value that is not a number
+    │   └── InvalidValue                   a path, digest, name or mode breaking its rule
     ├── RunNotFound(LookupError)           no run matches a reference
     │   └── AmbiguousRunRef                several runs match a prefix or a name
     ├── DatasetNotFound(LookupError)       no dataset or version matches a reference
@@ -13,7 +14,8 @@
     │   ├── StoreTooNew                    written by a newer lockstep
     │   ├── StoreNeedsMigration            older schema; run `lockstep migrate`
     │   ├── ObjectMissing(LookupError)     an object the store should hold is not there
-    │   └── ObjectCorrupt                  an object's bytes no longer match its digest
+    │   ├── ObjectCorrupt                  an object's bytes no longer match its digest
+    │   └── RemoteDocumentRefused          a remote's document fails validation
     ├── RunStateError(RuntimeError)        an operation the run's state forbids
     └── RebuildError                       a run's code, data or environment cannot be rebuilt
 
@@ -65,6 +67,18 @@ class InvalidMetric(UsageError, TypeError):
             f"metric {key!r} must be a real number, got {type(value).__name__} {value!r}; "
             "log numbers only (convert tensors with .item())"
         )
+
+
+class InvalidValue(UsageError):
+    """A value from outside (a path, digest, name, mode) that breaks its rule."""
+
+    def __init__(self, field: str, value: object, rule: str) -> None:
+        self.field = field
+        self.value = value
+        self.rule = rule
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        super().__init__(f"{field} {shown} is not valid: it must be {rule}")
 
 
 class RunNotFound(LockstepError, LookupError):
@@ -160,6 +174,20 @@ class ObjectCorrupt(StoreError):
         super().__init__(
             f"object {digest} is corrupt (its bytes hash to {actual[:16]}...); "
             "run `lockstep fsck`, then pull it from a remote or add the data again"
+        )
+
+
+class RemoteDocumentRefused(StoreError):
+    """A document a remote serves breaks a rule; nothing of it is used."""
+
+    def __init__(self, document: str, field: str, rule: str) -> None:
+        self.document = document
+        self.field = field
+        self.rule = rule
+        super().__init__(
+            f"refused {document} from the remote: {field} must be {rule}; nothing was "
+            "imported or written (the remote holds a damaged or hostile document: ask its "
+            "owner, or remove that document from the remote)"
         )
 
 

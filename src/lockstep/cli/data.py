@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from lockstep.cli import render
+from lockstep.errors import UsageError
 
 
 def _size(size: int) -> str:
@@ -48,7 +49,15 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
     @pass_context
     def data_add(obj: Any, path: Path, name: str | None, message: str) -> None:
         """Record PATH (a file or a directory) as a new version of a dataset."""
-        result = obj.workspace(create=True).data().add(path, name=name, message=message)
+        workspace = obj.workspace(create=True)
+        store = workspace.store_dir.resolve()
+        resolved = path.resolve()
+        if resolved == store or store in resolved.parents or resolved in store.parents:
+            raise UsageError(
+                f"{path} is or holds lockstep's own store ({store}); version your data, "
+                "not the store"
+            )
+        result = workspace.data().add(path, name=name, message=message)
         version = result.version
         if result.created:
             click.echo(

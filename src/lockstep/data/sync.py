@@ -55,6 +55,15 @@ def _transfer(
     return len(todo)
 
 
+def _shared_source(source_path: str) -> str | None:
+    """Where a version lives, as another store may use it: inside the project only. A
+    dataset added from outside the project is pushed without a path (a puller's
+    checkout puts it in its project, under the dataset's name)."""
+    if not source_path or source_path.startswith(("/", "../")) or source_path == "..":
+        return None
+    return source_path
+
+
 def _dataset_doc(workspace: Workspace, name: str) -> dict[str, Any]:
     records = workspace.data().records
     return {
@@ -66,7 +75,7 @@ def _dataset_doc(workspace: Workspace, name: str) -> dict[str, Any]:
                 "manifest": v.manifest_digest,
                 "created_at": v.created_at,
                 "message": v.message,
-                "source_path": v.source_path,
+                "source_path": _shared_source(v.source_path),
                 "kind": v.kind,
                 "tags": list(v.tags),
             }
@@ -83,13 +92,17 @@ def push(workspace: Workspace, remote: Remote, progress: Progress = _no_progress
     present = remote.list_objects()
     missing = sorted(wanted - present)
     sent = _transfer(missing, lambda d: remote.upload(d, objects.path(d)), "objects", progress)
+    from lockstep.core import validate
+
     records = workspace.data().records
     names = records.dataset_names()
     for name in names:
+        validate.name(name, "dataset name")  # a store from before names were checked
         remote.write_meta(f"datasets/{name}.json", canonical_json(_dataset_doc(workspace, name)))
     run_ids = [r.id for r in workspace.meta.search()]
     advance = progress("runs", len(run_ids))
     for run_id in run_ids:
+        validate.run_id(run_id)
         doc = workspace.meta.export_run(run_id)
         doc["datasets"] = [
             {"dataset": d, "version": n, "role": role} for d, n, role in records.run_links(run_id)
@@ -129,10 +142,26 @@ def fetch_missing(workspace: Workspace, digests: Iterable[str]) -> list[str]:
     return [d for d in missing if not objects.has(d)]
 
 
+def _read_document(remote: Remote, name: str) -> Any:
+    """One remote document as JSON; garbage is refused like any invalid document."""
+    from lockstep.errors import RemoteDocumentRefused
+
+    try:
+        return json.loads(remote.read_meta(name))
+    except (ValueError, UnicodeDecodeError):
+        raise RemoteDocumentRefused(name, "the document", "JSON") from None
+
+
 def pull(workspace: Workspace, remote: Remote, progress: Progress = _no_progress) -> SyncReport:
+    """Fetch and import what the remote has and this store lacks. Every document is
+    checked (paths, digests, names, modes) before anything of the pull is used."""
+    from lockstep.data import documents
+
     objects = workspace.objects
-    dataset_docs = [json.loads(remote.read_meta(n)) for n in remote.list_meta("datasets")]
-    run_docs = [json.loads(remote.read_meta(n)) for n in remote.list_meta("runs")]
+    dataset_docs = [
+        documents.check_dataset(_read_document(remote, n), n) for n in remote.list_meta("datasets")
+    ]
+    run_docs = [documents.check_run(_read_document(remote, n), n) for n in remote.list_meta("runs")]
     needed = {v["manifest"] for doc in dataset_docs for v in doc["versions"]}
     for doc in run_docs:
         needed |= digests_named_in(doc["sections"]) | {a["digest"] for a in doc["artifacts"]}
@@ -148,7 +177,9 @@ def pull(workspace: Workspace, remote: Remote, progress: Progress = _no_progress
         progress,
     )
     manifests = {
-        v["manifest"]: json.loads(objects.read_bytes(v["manifest"]))
+        v["manifest"]: documents.check_manifest(
+            json.loads(objects.read_bytes(v["manifest"])), f"manifest {v['manifest'][:16]}"
+        )
         for doc in dataset_docs
         for v in doc["versions"]
     }
@@ -168,7 +199,9 @@ def pull(workspace: Workspace, remote: Remote, progress: Progress = _no_progress
                 manifest_digest=v["manifest"],
                 created_at=v["created_at"],
                 message=v["message"],
-                source_path=v["source_path"],
+                # A version pushed without a project path lands in the project under its
+                # dataset's name.
+                source_path=v["source_path"] or doc["name"],
                 kind=v["kind"],
                 files=files,
                 tags=v["tags"],

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from lockstep.core import validate
 from lockstep.core.canonical import canonical_json
 from lockstep.data.changes import Changes, as_snapshotted, between, differ_of
 from lockstep.data.tree import walk
@@ -30,7 +31,7 @@ from lockstep.data.worktree import (
     Stat,
     start_comparison,
 )
-from lockstep.errors import ObjectCorrupt, UsageError
+from lockstep.errors import InvalidValue, ObjectCorrupt, UsageError
 from lockstep.meta.datasets import DatasetRecords, DatasetVersion, FileEntry
 from lockstep.objects.statcache import StatCache, StatKey, stat_key
 from lockstep.objects.store import LocalObjectStore, SourceFile
@@ -213,7 +214,11 @@ class DataWorkspace:
         root = path.resolve()
         if not root.exists():
             raise UsageError(f"{path} does not exist; give a file or a directory to version")
-        name = name or root.name
+        try:
+            name = validate.name(name or root.name, "dataset name")
+        except InvalidValue as exc:
+            hint = "" if name else "; give one with --name"
+            raise InvalidValue(exc.field, exc.value, exc.rule + hint) from None
         try:
             latest: DatasetVersion | None = self.records.versions(name)[-1]
         except LookupError:
@@ -430,8 +435,12 @@ class DataWorkspace:
                 os.chmod(path, entry.mode or 0o644)
             return how
 
-        # Directories first, so the threads only create files.
+        # Directories first, so the threads only create files; never through a link.
+        if version.kind != "file":
+            for entry in changed:
+                validate.relative_path(entry.path, f"{version.ref}: file path")
         for directory in sorted({os.path.dirname(paths[entry.path]) for entry in changed}):
+            _refuse_links_between(target, directory)
             os.makedirs(directory, exist_ok=True)
         used = set(self._chunked(materialise, changed, self.checkout_workers))
         written = len(changed)
@@ -499,6 +508,24 @@ class DataWorkspace:
         actual, _ = hash_file(self.objects.path(digest))
         if actual != digest:
             raise ObjectCorrupt(digest, actual)
+
+
+def _refuse_links_between(top: Path, directory: str) -> None:
+    """A checkout writes inside its target only: no directory on the way may be a link
+    (one pointing elsewhere would have the checkout overwrite files outside)."""
+    relative = os.path.relpath(directory, top)
+    if relative == ".":
+        return
+    current = str(top)
+    for part in relative.split(os.sep):
+        current = os.path.join(current, part)
+        if os.path.islink(current):
+            raise UsageError(
+                f"{current} is a symbolic link; a checkout never writes through one "
+                "(remove the link, or check out elsewhere with --to)"
+            )
+        if not os.path.exists(current):
+            return
 
 
 def _as_now(

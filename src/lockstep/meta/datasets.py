@@ -306,7 +306,10 @@ class DatasetRecords:
         return [FileEntry(path=r.path, digest=r.digest, size=r.size, mode=r.mode) for r in rows]
 
     def tag(self, version: DatasetVersion, tag: str) -> None:
-        if tag == "latest" or (tag[:1] == "v" and tag[1:].isdigit()) or "@" in tag:
+        from lockstep.core import validate
+
+        validate.name(tag, "tag")
+        if tag == "latest" or (tag[:1] == "v" and tag[1:].isdigit()):
             raise UsageError(f"{tag!r} cannot be a tag: it reads as a version reference")
         d, t = schema.datasets, schema.dataset_tags
         with write_transaction(self.engine) as connection:

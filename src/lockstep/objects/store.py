@@ -50,6 +50,10 @@ class LocalObjectStore:
         self._unsupported: set[tuple[str, int]] = set()
 
     def path(self, digest: str) -> Path:
+        if not _well_formed(digest):
+            from lockstep.errors import InvalidValue
+
+            raise InvalidValue("object digest", digest, "64 lowercase hex characters")
         return Path(self._name(digest))
 
     def _name(self, digest: str) -> str:
@@ -57,7 +61,8 @@ class LocalObjectStore:
         return f"{self._base_name}/{digest[:2]}/{digest[2:]}"
 
     def has(self, digest: str) -> bool:
-        return os.path.isfile(self._name(digest))
+        # A name like '../../etc/x' is no object, whatever file it would reach.
+        return _well_formed(digest) and os.path.isfile(self._name(digest))
 
     def put_bytes(self, data: bytes) -> StoredObject:
         from blake3 import blake3
@@ -222,6 +227,8 @@ class LocalObjectStore:
         from lockstep.errors import ObjectCorrupt
         from lockstep.objects.hashing import hash_file
 
+        self.path(digest)  # refuses a malformed digest before anything is written
+
         self._tmp.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=self._tmp, prefix="fetch-")
         os.close(fd)
@@ -252,7 +259,7 @@ class LocalObjectStore:
         A file already at target is replaced, never written through; replace=False
         says the caller saw none there (it saves a system call per file).
         """
-        source = self._name(digest)
+        source = str(self.path(digest)) if not _well_formed(digest) else self._name(digest)
         if replace:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(target)
@@ -379,3 +386,11 @@ def _copy(source: str | Path, target: str | Path) -> None:
                 offset += sent
         else:
             shutil.copyfileobj(src, dst, 1 << 20)
+
+
+def _well_formed(digest: object) -> bool:
+    """A digest this store could hold: 64 lowercase hex characters (cheap: a hot path)."""
+    return isinstance(digest, str) and len(digest) == 64 and not digest.strip(_HEX)
+
+
+_HEX = "0123456789abcdef"

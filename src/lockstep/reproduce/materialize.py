@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from lockstep.core import validate
 from lockstep.errors import ObjectMissing, RebuildError, UsageError
 from lockstep.objects.store import LocalObjectStore
 from lockstep.reproduce.recipe import Recipe
@@ -21,6 +22,7 @@ from lockstep.reproduce.recipe import Recipe
 def check_available(recipe: Recipe, objects: LocalObjectStore) -> None:
     """Fail before running anything if some recorded byte is not in the store."""
     for path, digest in recipe.inputs:
+        validate.digest(digest, f"input {path} digest")
         if not objects.has(digest):
             raise ObjectMissing(digest, what=f"input {path}")
     for entry in recipe.code.get("files", []):
@@ -44,12 +46,23 @@ def _git(root: Path, *args: str) -> None:
         raise RebuildError(f"git {args[0]} failed: {result.stderr.strip()[:300]}")
 
 
-def _restore(objects: LocalObjectStore, digest: str, target: Path, mode: str | None) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
+def _restore(
+    objects: LocalObjectStore, digest: str, top: Path, relative: str, mode: str | None, what: str
+) -> None:
+    """One recorded file back at top/relative: inside top only, never through a link, with
+    only the executable bit of its recorded mode (never setuid, setgid or sticky)."""
+    validate.relative_path(relative, what)
+    validate.digest(digest, f"{what} digest")
+    target = top / relative
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    real_top = os.path.realpath(top)
+    if os.path.commonpath([real_top, os.path.realpath(parent)]) != real_top:
+        raise RebuildError(f"{what} {relative} would be written outside the rebuilt tree")
+    if target.is_symlink() or target.exists():
         target.unlink()
-    shutil.copyfile(objects.path(digest), target)
-    os.chmod(target, int(mode, 8) if mode else 0o644)
+    shutil.copyfile(objects.path(digest), target, follow_symlinks=False)
+    os.chmod(target, validate.mode(mode, f"{what} mode"))
 
 
 def materialize(recipe: Recipe, workdir: Path, objects: LocalObjectStore) -> Path:
@@ -75,10 +88,12 @@ def materialize(recipe: Recipe, workdir: Path, objects: LocalObjectStore) -> Pat
     else:
         raise UsageError(f"unknown code snapshot kind {code['kind']!r}")
     for entry in code.get("files", []):
-        _restore(objects, entry["digest"], workdir / entry["path"], entry.get("mode"))
+        _restore(objects, entry["digest"], workdir, entry["path"], entry.get("mode"), "code file")
+    validate.relative_path(recipe.project_offset, "project offset", allow_dot=True)
+    validate.relative_path(recipe.cwd, "working directory", allow_dot=True)
     project = workdir / recipe.project_offset
     for path, digest in recipe.inputs:
-        _restore(objects, digest, project / path, None)
+        _restore(objects, digest, project, path, None, "input")
     return project / recipe.cwd
 
 
