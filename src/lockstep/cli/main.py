@@ -352,6 +352,34 @@ def _notify(message: str) -> None:
     click.echo(f"lockstep: {message}", err=True)
 
 
+yes_option = click.option(
+    "--yes",
+    is_flag=True,
+    help="Run the command of a run recorded on another host without asking.",
+)
+
+
+def confirm_foreign(record: Any, yes: bool) -> None:
+    """A run recorded on another host (pulled from a remote) runs its command here only once
+    the user has seen it: asked on a terminal, else --yes is needed."""
+    import shlex
+    import socket
+
+    if yes or record.host == socket.gethostname():
+        return
+    argv = record.sections.get("command", {}).get("argv") or []
+    command = shlex.join(str(a) for a in argv)
+    where = f"run {record.name} was recorded on host {record.host}"
+    if sys.stdin.isatty():
+        click.echo(f"{where}; rerunning it runs this command here:\n  {command}", err=True)
+        if click.confirm("Run it?", default=False, err=True):
+            return
+        raise click.exceptions.Abort()
+    raise UsageError(
+        f"{where}; rerunning it runs `{command[:200]}` here: check it, then pass --yes"
+    )
+
+
 @cli.command()
 @click.argument("run")
 @click.option(
@@ -370,9 +398,16 @@ def _notify(message: str) -> None:
 )
 @click.option("--keep", is_flag=True, help="Keep the rebuilt directory afterwards.")
 @click.option("--name", help="Name of the new run.")
+@yes_option
 @pass_context
 def rerun(
-    obj: Context, run: str, workdir: Path | None, env_mode: str, keep: bool, name: str | None
+    obj: Context,
+    run: str,
+    workdir: Path | None,
+    env_mode: str,
+    keep: bool,
+    name: str | None,
+    yes: bool,
 ) -> int:
     """Rerun RUN from its record: same code, data, seed, settings; a new linked run."""
     import os
@@ -382,6 +417,7 @@ def rerun(
 
     workspace = obj.workspace()
     record = workspace.meta.get_run(workspace.meta.resolve(run))
+    confirm_foreign(record, yes)
     result = rerun_run(
         workspace,
         record,
@@ -417,6 +453,7 @@ def rerun(
     help="Also rerun with K other seeds to measure seed-to-seed noise.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@yes_option
 @pass_context
 def verify(
     obj: Context,
@@ -427,6 +464,7 @@ def verify(
     tols: tuple[str, ...],
     seeds: int,
     as_json: bool,
+    yes: bool,
 ) -> int:
     """Judge whether RUN reproduces: IDENTICAL, REPRODUCED, NOT_REPRODUCED (exit 1) or
     UNVERIFIABLE (exit 3: nothing to compare)."""
@@ -440,6 +478,8 @@ def verify(
     record = obj.record(run)
     other = obj.record(against) if against else None
     tolerance = load_tolerance(workspace.project_root, rtol, atol, _tolerances(tols))
+    if other is None or seeds:
+        confirm_foreign(record, yes)
     # With --json, the rerun's own output goes to stderr so stdout stays one JSON document.
     result = verify_run(
         workspace,
@@ -534,9 +574,16 @@ def _diff_tensors(obj: Context, run_a: str, run_b: str, as_json: bool) -> int:
 @click.option("--rtol", type=float, help="Relative tolerance for 'same result'.")
 @click.option("--atol", type=float, help="Absolute tolerance for 'same result'.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@yes_option
 @pass_context
 def explain(
-    obj: Context, run_a: str, run_b: str, rtol: float | None, atol: float | None, as_json: bool
+    obj: Context,
+    run_a: str,
+    run_b: str,
+    rtol: float | None,
+    atol: float | None,
+    as_json: bool,
+    yes: bool,
 ) -> None:
     """Find which factor (code, data, params, seed, env) makes two runs' results differ."""
     import os
@@ -548,6 +595,8 @@ def explain(
     workspace = obj.workspace()
     a, b = obj.record(run_a), obj.record(run_b)
     tolerance = load_tolerance(workspace.project_root, rtol, atol, {})
+    confirm_foreign(a, yes)
+    confirm_foreign(b, yes)
     result = explain_runs(
         workspace,
         a,

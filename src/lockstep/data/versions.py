@@ -215,9 +215,9 @@ class DataWorkspace:
         if not root.exists():
             raise UsageError(f"{path} does not exist; give a file or a directory to version")
         try:
-            name = validate.name(name or root.name, "dataset name")
+            name = validate.name(root.name if name is None else name, "dataset name")
         except InvalidValue as exc:
-            hint = "" if name else "; give one with --name"
+            hint = "" if name is not None else "; give one with --name"
             raise InvalidValue(exc.field, exc.value, exc.rule + hint) from None
         try:
             latest: DatasetVersion | None = self.records.versions(name)[-1]
