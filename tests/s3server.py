@@ -57,6 +57,9 @@ def seaweedfs(data_dir: Path) -> Iterator[str]:
         "-s3",
         f"-s3.port={s3}",
         f"-s3.port.grpc={s3_grpc}",
+        # Off: they default to fixed ports (8181, 9101), so two servers on a machine collide.
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
         f"-iam.port={iam}",
         f"-metricsPort={metrics}",
         "-master.volumeSizeLimitMB=64",
