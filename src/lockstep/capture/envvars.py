@@ -64,9 +64,11 @@ def is_secret(name: str) -> bool:
 
 def capture_variables(environ: Mapping[str, str], extra: Iterable[str] = ()) -> dict[str, str]:
     """The allowlisted (plus extra) variables that are set, secret-looking names dropped."""
+    from lockstep.capture.secrets import redact_url
+
     patterns = (*ALLOWLIST, *extra)
     return {
-        name: value
+        name: redact_url(value)  # a URL in a value may carry credentials
         for name, value in sorted(environ.items())
         if not is_secret(name) and any(fnmatch.fnmatchcase(name, p) for p in patterns)
     }

@@ -7,6 +7,7 @@ never run twice.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -34,6 +35,10 @@ class Recipe:
     # Not a factor: every run has its own, and it only reaches dates written into files.
     source_date_epoch: str | None = None
     project_root: str | None = None  # the original's, recorded again by its reproductions
+    # Command-line values redacted at capture (secrets): (argv index, name), filled at rerun.
+    redacted: tuple[tuple[int, str], ...] = ()
+    # Secret files the run read (never stored): a rerun copies them from the project.
+    secret_files: tuple[str, ...] = ()
 
     @classmethod
     def from_record(cls, record: RunRecord) -> Recipe:
@@ -73,7 +78,32 @@ class Recipe:
             },
             source_date_epoch=command.get("source_date_epoch"),
             project_root=command.get("project_root"),
+            redacted=tuple(
+                (int(r["index"]), str(r["name"]))
+                for r in command.get("redacted", [])
+                if isinstance(r, dict)
+            ),
+            secret_files=tuple(str(p) for p in sections.get("secret_files_skipped", [])),
         )
+
+    def command_for(self, environ: Mapping[str, str]) -> tuple[str, ...]:
+        """The command to run: redacted secrets filled in from LOCKSTEP_SECRET_<NAME>."""
+        from lockstep.capture.secrets import REDACTED, secret_variable
+
+        argv = list(self.argv)
+        for index, name in self.redacted:
+            variable = secret_variable(name)
+            value = environ.get(variable)
+            if value is None:
+                raise UsageError(
+                    f"the recorded command's {name} value was redacted (lockstep never stores "
+                    f"secrets); set {variable} to give it to the rerun"
+                )
+            if not 0 <= index < len(argv):
+                continue
+            here = argv[index]
+            argv[index] = here[: -len(REDACTED)] + value if here.endswith(REDACTED) else value
+        return tuple(argv)
 
     def code_identity(self) -> dict[str, Any]:
         """What makes two code snapshots the same code (not where they were taken)."""

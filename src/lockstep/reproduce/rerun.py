@@ -91,12 +91,40 @@ def variable_differences(
         f"variable {name}: set here to {environ[name]!r}, not in the record; removed for the rerun"
         for name in unrecorded_variables(workspace, recipe, environ)
     ]
+    from lockstep.capture.secrets import REDACTED, redact_url
+
     for name, value in sorted(recipe.variables.items()):
         here = environ.get(name)
-        if here != value:
+        if here is not None:
+            here = redact_url(here)  # never print a credential a URL carries
+        if here != value and REDACTED in value:
+            notes.append(
+                f"variable {name}: recorded with its credentials redacted; the rerun keeps "
+                "this shell's value" + (" (unset here)" if here is None else "")
+            )
+        elif here != value:
             now = "unset here" if here is None else f"here {here!r}"
             notes.append(f"variable {name}: recorded {value!r}, {now}; the rerun gets {value!r}")
     return notes
+
+
+def _copy_secret_files(recipe: Recipe, here: Path, rebuilt: Path, notify: Any) -> None:
+    """Secret files the run read are never stored: copy them from this project into the
+    rebuilt tree (they are not recorded by the rerun either), or say they are missing."""
+    from lockstep.core import validate
+
+    for relative in recipe.secret_files:
+        validate.relative_path(relative, "secret file")
+        source, target = here / relative, rebuilt / relative
+        if not source.is_file():
+            (notify or print)(
+                f"secret file {relative} was read by the run and is never stored; it is not "
+                f"in {here}, so the rerun goes without it"
+            )
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        os.chmod(target, 0o600)
 
 
 def run_recipe(
@@ -131,6 +159,7 @@ def run_recipe(
         workdir = Path(tempfile.mkdtemp(prefix="lockstep-rerun-")) / "work"
     run_dir = materialize(recipe, workdir, workspace.objects)
     project_root = workdir / recipe.project_offset
+    _copy_secret_files(recipe, workspace.project_root, project_root, notify)
     env_dir: Path | None = None
     if environment is not None:
         # Beside the tree, never in it: git would see it as untracked code.
@@ -148,11 +177,14 @@ def run_recipe(
             },
         )
     tags = {"lockstep.recipe": recipe.digest(), **(extra_tags or {}), **(options.tags or {})}
-    extra_env = dict(recipe.variables)
+    from lockstep.capture.secrets import REDACTED
+
+    # A value recorded with its credentials redacted is not given: the shell's stays.
+    extra_env = {k: v for k, v in recipe.variables.items() if REDACTED not in v}
     if recipe.source_date_epoch:
         extra_env["SOURCE_DATE_EPOCH"] = recipe.source_date_epoch
     request = LaunchRequest(
-        argv=recipe.argv,
+        argv=recipe.command_for(environ),
         name=options.name,
         experiment=experiment,
         seed=recipe.seed,

@@ -351,14 +351,20 @@ def launch(
 
 def _supervise(job: _Launch) -> LaunchResult:
     """Start the command, record the run while it runs, wait for it."""
+    from lockstep.capture.secrets import redact_argv
+
+    argv, redacted = redact_argv(job.request.argv)
     command: dict[str, Any] = {
-        "argv": list(job.request.argv),
+        "argv": argv,
         "cwd": _relative(job.cwd, job.where),
         "project_root": job.request.origin_project_root or str(job.where.project_root),
         "source_date_epoch": job.env.get("SOURCE_DATE_EPOCH"),
     }
     if job.request.origin_project_root:
         command["ran_in"] = str(job.where.project_root)
+    if redacted:
+        # Never stored: a rerun takes each value from LOCKSTEP_SECRET_<NAME>.
+        command["redacted"] = [r.to_json() for r in redacted]
     try:
         process: subprocess.Popen[bytes] | None = subprocess.Popen(
             list(job.request.argv),
@@ -535,6 +541,7 @@ def _record(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome) -> 
         files[path] = files.get(path, 0) | WRITE
     ignored = snapshot.ignore_patterns(config)
     files = {p: k for p, k in files.items() if not snapshot.matches_any(p, ignored)}
+    files, secret_files = snapshot.without_secret_files(files, config)
     inputs, outputs = snapshot.file_artifacts(project_root, files, objects)
     # Files read, then rewritten (a resumed checkpoint, an appended log): their content when
     # first opened is an input too, kept by the processes before the write.
@@ -570,6 +577,7 @@ def _record(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome) -> 
                 "script_calls": [c for r in reports for c in r.get("script_seeds", [])][:20],
             },
             **({"read_then_written": rewritten} if rewritten else {}),
+            **({"secret_files_skipped": secret_files} if secret_files else {}),
             **({"outside_inputs": outside} if outside else {}),
             "determinism": {"requested": request.deterministic, **determinism},
             "code": _code_section(job),

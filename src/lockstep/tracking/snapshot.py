@@ -19,6 +19,7 @@ from lockstep.capture.hardware import capture_hardware
 from lockstep.capture.interpreter import capture_interpreter, lock_files
 from lockstep.capture.packages import installed_distributions
 from lockstep.capture.result import Unavailable, as_json, gather
+from lockstep.capture.secrets import is_secret_file, redact_url
 from lockstep.capture.sources import source_files
 from lockstep.core.records import Artifact
 from lockstep.objects.store import LocalObjectStore
@@ -59,7 +60,7 @@ def snapshot_code(
             "reason": state.reason,
         }
         section["files"], section["over_cap"] = _store_files(
-            project_root, files, store_dir, objects, cap
+            project_root, files, store_dir, objects, cap, config
         )
         if truncated:
             section["truncated"] = True
@@ -75,13 +76,13 @@ def snapshot_code(
         "root": str(state.root),
         "commit": state.commit,
         "branch": state.branch,
-        "remote": state.remote,
+        "remote": redact_url(state.remote) if state.remote else None,
         "dirty": state.dirty,
         "changed": state.changed,
         "diff": objects_entry(objects, state.diff) if state.diff else None,
     }
     section["files"], section["over_cap"] = _store_files(
-        state.root, state.untracked, store_dir, objects, cap
+        state.root, state.untracked, store_dir, objects, cap, config
     )
     return section
 
@@ -102,7 +103,12 @@ def objects_entry(objects: LocalObjectStore, data: bytes) -> dict[str, Any]:
 
 
 def _store_files(
-    base: Path, relative_paths: list[str], store_dir: Path, objects: LocalObjectStore, cap: int
+    base: Path,
+    relative_paths: list[str],
+    store_dir: Path,
+    objects: LocalObjectStore,
+    cap: int,
+    config: Mapping[str, Any],
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Untracked or source files stored by digest (the store itself left out)."""
     from lockstep.objects.hashing import hash_file
@@ -110,7 +116,15 @@ def _store_files(
     store = store_dir.resolve()
     files: list[dict[str, Any]] = []
     over_cap: list[str] = []
+    allowed = _secret_files_allowed(config)
     for relative in relative_paths:
+        if is_secret_file(relative, allowed):
+            log.warning(
+                "lockstep: %s looks like a secret file; not recorded (opt it in with "
+                "capture.secret_files_allowed in .lockstep/config.toml)",
+                relative,
+            )
+            continue
         absolute = (base / relative).resolve()
         if absolute == store or store in absolute.parents or not absolute.is_file():
             continue
@@ -169,6 +183,11 @@ def environment_section(
         locks.append({"path": relative, **entry})
     if packages is None:
         packages = gather(installed_distributions)
+    if isinstance(packages, list):  # an index or VCS URL may carry a token
+        packages = [
+            {**p, "url": redact_url(p["url"])} if isinstance(p.get("url"), str) else p
+            for p in packages
+        ]
     return {
         "interpreter": interpreter or capture_interpreter(),
         "packages": as_json(packages),
@@ -291,3 +310,16 @@ def outside_inputs(paths: list[str], store_dir: Path) -> list[dict[str, Any]]:
     finally:
         cache.close()
     return out
+
+
+def _secret_files_allowed(config: Mapping[str, Any]) -> list[str]:
+    return [str(p) for p in config.get("secret_files_allowed", ())]
+
+
+def without_secret_files(
+    files: Mapping[str, int], config: Mapping[str, Any]
+) -> tuple[dict[str, int], list[str]]:
+    """The run's files minus secret files (never stored as inputs or outputs), and those."""
+    allowed = _secret_files_allowed(config)
+    kept = {p: k for p, k in files.items() if not is_secret_file(p, allowed)}
+    return kept, sorted(set(files) - set(kept))
