@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lockstep.errors import StoreNotFound
+from lockstep.errors import StoreError, StoreNotFound
 from lockstep.objects.store import LocalObjectStore
 from lockstep.settings import STORE_DIRNAME, Settings
 
@@ -71,6 +71,65 @@ def locate(settings: Settings, *, create: bool) -> tuple[Path, Path]:
     return store_dir, project_root
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_database_file(path: Path, store_dir: Path) -> None:
+    """Refuse a SQLite file that exists but holds no database (zero bytes, truncated,
+    garbage): opening it would silently start an empty store, after which `gc` would
+    delete every object."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return  # a new store
+    with open(path, "rb") as handle:
+        header = handle.read(len(_SQLITE_HEADER))
+    if header == _SQLITE_HEADER:
+        return
+    objects = store_dir / "objects"
+    held = objects.is_dir() and any(p.is_file() for p in objects.rglob("*"))
+    if size == 0 and not held:
+        return  # being created (SQLite makes the file first), or nothing to lose
+    what = "is empty (0 bytes)" if size == 0 else f"is not a SQLite database ({size} bytes)"
+    raise StoreError(
+        f"{path} {what}; lockstep will not start an empty store over it"
+        + (
+            f" (the objects under {objects} are intact): restore lockstep.db from a backup "
+            "or pull the runs and datasets again from a remote"
+            if held
+            else ": restore it from a backup, or delete it if this store never held anything"
+        )
+    )
+
+
+def _missing_driver(exc: Exception) -> Exception | None:
+    if isinstance(exc, ModuleNotFoundError) and exc.name and "psycopg" in exc.name:
+        return StoreError(
+            "the metadata store is PostgreSQL but its driver is not installed; "
+            "pip install 'lockstep[postgres]'"
+        )
+    return None
+
+
+def _database_error(exc: Exception, settings: Settings, store_dir: Path) -> Exception:
+    """Lockstep's own error for a metadata database that cannot be opened."""
+    from lockstep.errors import LockstepError
+
+    if isinstance(exc, LockstepError):
+        return exc
+    driver = _missing_driver(exc)
+    if driver is not None:
+        return driver
+    url = metadata_url(settings, store_dir)
+    shown = url.split("@")[-1] if "@" in url else url  # never print a password
+    problem = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+    if url.startswith("sqlite"):
+        hint = "check the file's permissions and the disk; restore it from a backup if damaged"
+    else:
+        hint = "check that the server runs and LOCKSTEP_DB_URL (or [meta] url) is right"
+    return StoreError(f"cannot open the metadata store {shown}: {problem}; {hint}")
+
+
 def worktree_snapshots(store_dir: Path) -> Snapshots:
     """The datasets' working-copy snapshots: a local cache, like the stat cache."""
     from lockstep.data.worktree import Snapshots
@@ -100,11 +159,13 @@ class Workspace:
 
         store_dir, _ = locate(settings, create=create)
         settings = settings.with_config(store_dir)
-        return cls(
-            store_dir=store_dir,
-            settings=settings,
-            meta=MetaStore.open(metadata_url(settings, store_dir), create=True),
-        )
+        if not settings.db_url:
+            check_database_file(default_database(store_dir), store_dir)
+        try:
+            meta = MetaStore.open(metadata_url(settings, store_dir), create=True)
+        except Exception as exc:
+            raise _database_error(exc, settings, store_dir) from exc
+        return cls(store_dir=store_dir, settings=settings, meta=meta)
 
     @property
     def objects(self) -> LocalObjectStore:

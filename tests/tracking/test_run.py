@@ -192,3 +192,17 @@ def test_bad_keys_and_steps_are_usage_errors(project: Backend) -> None:
             run.log({"a": 1.0}, step=1.5)  # type: ignore[arg-type]
         run.log({"a": 1.0}, step=np.int64(4))  # type: ignore[arg-type]
         assert run.metric_history("a").steps.tolist() == [4]
+
+
+@pytest.mark.parametrize("step", [2**63, -(2**63) - 1, 10**30])
+def test_a_step_out_of_range_is_refused_and_poisons_nothing(project: Backend, step: int) -> None:
+    with lockstep.start() as run:
+        run.log({"a": 1.0, "b": 2.0}, step=0)
+        with pytest.raises(UsageError, match=r"step .* of 'a', 'b' is out of range.*2\*\*63"):
+            run.log({"a": 5.0, "b": 6.0}, step=step)
+        run.log({"a": 3.0}, step=2)
+        run.log({"a": 4.0, "b": 7.0}, step=2**63 - 1)
+        assert run.metric_history("a").values.tolist() == [1.0, 3.0, 4.0]
+        assert run.metric_history("b").steps.tolist() == [0, 2**63 - 1]
+        run_id = run.id
+    assert lockstep.get_run(run_id).status is RunStatus.FINISHED

@@ -66,7 +66,15 @@ class MetricBuffer:
             except (TypeError, ValueError, OverflowError):
                 del values[before:]
                 raise _invalid(metrics) from None
-            segment.steps.append(step)
+            try:
+                segment.steps.append(step)
+            except OverflowError:
+                # Never leave the values without their step: the buffer stays aligned.
+                del values[before:]
+                raise UsageError(
+                    f"step {step} of {', '.join(map(repr, keys))} is out of range: steps are "
+                    "64-bit integers, from -2**63 to 2**63 - 1"
+                ) from None
             segment.times.append(_now())
             segment.calls.append(self._calls)
             self._calls += 1
