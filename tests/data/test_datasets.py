@@ -14,7 +14,7 @@ from pathlib import Path
 import blake3
 import pytest
 
-from tests.conftest import clean_env
+from tests.conftest import Backend, clean_env
 from tests.tracking.test_launcher import lockstep, show
 
 
@@ -282,3 +282,35 @@ def test_full_disk_gives_a_clear_error_and_keeps_nothing_partial(project: Path) 
     ]
     assert leftovers == []
     assert lockstep(project, "fsck").returncode == 0
+
+
+def test_two_adds_of_the_same_content_at_once_make_one_version(
+    tmp_path: Path, backend: Backend
+) -> None:
+    env = backend.env()
+    root = tmp_path / "race"
+    (root / "data").mkdir(parents=True)
+    for i in range(400):
+        (root / "data" / f"{i:03d}.bin").write_bytes(os.urandom(4096))
+    assert lockstep(root, "init", env=env).returncode == 0
+    for trial in range(3):
+        (root / "data" / "trial.txt").write_text(f"trial {trial}\n")
+        age_files(root / "data")
+        adds = [
+            subprocess.Popen(
+                [sys.executable, "-m", "lockstep", "data", "add", "data", "--name", "d"],
+                cwd=root,
+                env=clean_env(**env),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outputs = [process.communicate(timeout=120) for process in adds]
+        assert all(process.returncode == 0 for process in adds), outputs
+        said = sorted("unchanged" in out for out, _ in outputs)
+        assert said == [False, True], outputs
+        log = lockstep(root, "data", "log", "d", "--json", env=env)
+        assert log.returncode == 0, log.stderr
+        assert sorted(v["version"] for v in json.loads(log.stdout)) == list(range(1, trial + 2))

@@ -259,7 +259,7 @@ class DataWorkspace:
         )
         if latest is not None and latest.manifest_digest == manifest_digest:
             return AddResult(version=latest, created=False, hashed=hashed, stored=stored)
-        version = self.records.add_version(
+        version, created = self.records.add_version(
             name=name,
             manifest_digest=manifest_digest,
             files=entries,
@@ -267,7 +267,7 @@ class DataWorkspace:
             source_path=self._display(root),
             kind=kind,
         )
-        return AddResult(version=version, created=True, hashed=hashed, stored=stored)
+        return AddResult(version=version, created=created, hashed=hashed, stored=stored)
 
     def _unchanged_since(self, dataset: str, root: Path, latest: DatasetVersion) -> bool:
         """Whether the dataset's snapshot of root says it still holds exactly latest's

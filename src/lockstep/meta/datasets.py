@@ -117,29 +117,45 @@ class DatasetRecords:
         message: str,
         source_path: str,
         kind: str,
-    ) -> DatasetVersion:
-        """Record a new version (numbered after the newest), its files, in one transaction."""
+    ) -> tuple[DatasetVersion, bool]:
+        """Record a new version (numbered after the newest), its files, in one transaction;
+        (version, True). When the newest version already has this manifest (another add of
+        the same content won the race), (that version, False) and nothing is written."""
         d, v = schema.datasets, schema.dataset_versions
         now = time.time()
         with write_transaction(self.engine) as connection:
             insert_ignore(connection, d, [{"name": name, "created_at": now}], ("name",))
-            dataset_id = connection.execute(sa.select(d.c.id).where(d.c.name == name)).scalar_one()
-            latest = connection.execute(
-                sa.select(sa.func.max(v.c.number)).where(v.c.dataset_id == dataset_id)
-            ).scalar()
-            number = int(latest or 0) + 1
-            version_id = _insert_version(
-                connection,
-                dataset_id=dataset_id,
-                number=number,
-                manifest_digest=manifest_digest,
-                created_at=now,
-                message=message,
-                source_path=source_path,
-                kind=kind,
-                files=files,
-            )
-        return self.version_by_id(int(version_id))
+            # The dataset's row is the lock concurrent adds queue on (SQLite's writers
+            # already queue on BEGIN IMMEDIATE; PostgreSQL's on this row).
+            dataset_id = connection.execute(
+                sa.select(d.c.id).where(d.c.name == name).with_for_update()
+            ).scalar_one()
+            newest = connection.execute(
+                sa.select(v.c.id, v.c.number, v.c.manifest_digest)
+                .where(v.c.dataset_id == dataset_id)
+                .order_by(v.c.number.desc())
+                .limit(1)
+            ).first()
+            if newest is not None and newest.manifest_digest == manifest_digest:
+                existing_id = int(newest.id)
+            else:
+                existing_id = 0
+                number = int(newest.number if newest is not None else 0) + 1
+            if existing_id:
+                version_id = existing_id
+            else:
+                version_id = _insert_version(
+                    connection,
+                    dataset_id=dataset_id,
+                    number=number,
+                    manifest_digest=manifest_digest,
+                    created_at=now,
+                    message=message,
+                    source_path=source_path,
+                    kind=kind,
+                    files=files,
+                )
+        return self.version_by_id(int(version_id)), not existing_id
 
     def import_version(
         self,
