@@ -72,24 +72,33 @@ def locate(settings: Settings, *, create: bool) -> tuple[Path, Path]:
 
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
+_CHECKED: set[Path] = set()
 
 
 def check_database_file(path: Path, store_dir: Path) -> None:
     """Refuse a SQLite file that exists but holds no database (zero bytes, truncated,
     garbage): opening it would silently start an empty store, after which `gc` would
     delete every object."""
+    # Once per process, before any SQLite connection: closing a descriptor of the file
+    # would drop every POSIX lock this process's connections hold on it, and another
+    # process could then delete the WAL under them ("disk I/O error").
+    if path in _CHECKED:
+        return
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        return  # a new store
+        _CHECKED.add(path)  # a new store; SQLite creates it next
+        return
     with open(path, "rb") as handle:
         header = handle.read(len(_SQLITE_HEADER))
-    if header == _SQLITE_HEADER:
-        return
     objects = store_dir / "objects"
-    held = objects.is_dir() and any(p.is_file() for p in objects.rglob("*"))
-    if size == 0 and not held:
-        return  # being created (SQLite makes the file first), or nothing to lose
+    if header == _SQLITE_HEADER or (
+        size == 0 and not (objects.is_dir() and any(p.is_file() for p in objects.rglob("*")))
+    ):
+        # A database, or one being created (SQLite makes the file first) with nothing to lose.
+        _CHECKED.add(path)
+        return
+    held = size == 0 or (objects.is_dir() and any(p.is_file() for p in objects.rglob("*")))
     what = "is empty (0 bytes)" if size == 0 else f"is not a SQLite database ({size} bytes)"
     raise StoreError(
         f"{path} {what}; lockstep will not start an empty store over it"
