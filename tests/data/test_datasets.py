@@ -314,3 +314,78 @@ def test_two_adds_of_the_same_content_at_once_make_one_version(
         log = lockstep(root, "data", "log", "d", "--json", env=env)
         assert log.returncode == 0, log.stderr
         assert sorted(v["version"] for v in json.loads(log.stdout)) == list(range(1, trial + 2))
+
+
+def test_gc_racing_an_add_never_deletes_what_the_add_records(tmp_path: Path) -> None:
+    root = tmp_path / "race"
+    (root / "data").mkdir(parents=True)
+    for i in range(6000):
+        (root / "data" / f"{i:05d}.bin").write_bytes(os.urandom(512))
+    age_files(root / "data")
+    assert lockstep(root, "init").returncode == 0
+    add = subprocess.Popen(
+        [sys.executable, "-m", "lockstep", "data", "add", "data", "--name", "big"],
+        cwd=root,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    collections = 0
+    waited = False
+    while add.poll() is None:
+        gc = lockstep(root, "gc")
+        assert gc.returncode == 0, gc.stderr
+        waited = waited or "waiting for adds" in gc.stderr
+        collections += 1
+    out, err = add.communicate()
+    assert add.returncode == 0, err
+    assert "6000 new objects" in out
+    assert collections >= 1
+    assert lockstep(root, "gc").returncode == 0
+    fsck = lockstep(root, "fsck")
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    # An object gone by other means is noticed by the next add, which stores it again.
+    objects = root / ".lockstep" / "objects" / "blake3"
+    victim = next(p for p in objects.rglob("*") if p.is_file())
+    victim.chmod(0o644)
+    victim.unlink()
+    assert lockstep(root, "fsck").returncode == 1
+    again = lockstep(root, "data", "add", "data", "--name", "big")
+    assert again.returncode == 0, again.stderr
+    assert "unchanged" in again.stdout
+    assert lockstep(root, "fsck").returncode == 0
+
+
+def test_gc_removes_a_killed_adds_partial_writes_at_once(tmp_path: Path) -> None:
+    root = tmp_path / "killed"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "big.bin").write_bytes(os.urandom(64 << 20))
+    age_files(root / "data")
+    assert lockstep(root, "init").returncode == 0
+    objects = root / ".lockstep" / "objects"
+    add = subprocess.Popen(
+        [sys.executable, "-m", "lockstep", "data", "add", "data", "--name", "big"],
+        cwd=root,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not [
+        p
+        for p in objects.rglob("*")
+        if p.is_file() and (p.name.endswith(".part") or p.parent.name == "tmp")
+    ]:
+        assert add.poll() is None, "the add ended before it wrote anything"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    add.send_signal(signal.SIGKILL)
+    add.wait()
+    partial = [p for p in objects.rglob("*") if p.is_file() and p.name != ".lock"]
+    assert partial and not any(
+        len(p.parent.name) == 2 and not p.name.startswith(".") for p in partial
+    )
+    gc = lockstep(root, "gc")
+    assert gc.returncode == 0, gc.stderr
+    assert [p for p in objects.rglob("*") if p.is_file() and p.name != ".lock"] == []

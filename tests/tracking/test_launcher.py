@@ -321,3 +321,50 @@ def test_env_export(repo: Path, tmp_path: Path) -> None:
     assert f"FROM python:{'.'.join(map(str, sys.version_info[:3]))}-slim" in text
     assert 'ENV PYTHONHASHSEED="3"' in text
     assert "CMD [" in text and "train.py" in text
+
+
+def test_a_killed_lockstep_takes_its_command_along_and_leaves_a_rerunnable_run(
+    repo: Path,
+) -> None:
+    (repo / ".gitignore").write_text("block\nchild.pid\n")
+    (repo / "block").write_text("")
+    (repo / "job.py").write_text(
+        "import os, time\n"
+        "open('child.pid', 'w').write(str(os.getpid()))\n"
+        "print('ready', flush=True)\n"
+        "while os.path.exists('block'):\n"
+        "    time.sleep(0.1)\n"
+        "print('done')\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lockstep", "run", "--seed", "9", "--", sys.executable, "job.py"],
+        cwd=repo,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    child = int((repo / "child.pid").read_text())
+    deadline = time.monotonic() + 60
+    while "hardware" not in (record := show(repo)):  # the capture is recorded as gathered
+        assert time.monotonic() < deadline, record
+        time.sleep(0.2)
+    process.kill()  # SIGKILL: no handler of lockstep's runs
+    process.communicate(timeout=30)
+    while True:  # the command dies with it
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "the command outlived lockstep"
+        time.sleep(0.1)
+    record = show(repo)
+    assert record["status"] == "crashed"
+    assert record["command"]["argv"][-1] == "job.py"
+    assert record["seed"]["value"] == 9
+    assert record["code"]["kind"] == "git" and record["hardware"]["cpu"]
+    (repo / "block").unlink()
+    rerun = lockstep(repo, "rerun", record["id"])
+    assert rerun.returncode == 0, rerun.stderr
+    assert "done" in rerun.stdout

@@ -252,7 +252,13 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
         """Remove objects that no dataset version and no run refers to."""
         from lockstep.data.maintenance import gc as run_gc
 
-        report = run_gc(obj.workspace(), dry_run=dry_run)
+        report = run_gc(
+            obj.workspace(),
+            dry_run=dry_run,
+            waiting=lambda: click.echo(
+                "lockstep: waiting for adds, pulls and runs storing objects to finish", err=True
+            ),
+        )
         verb = "would remove" if dry_run else "removed"
         click.echo(
             f"{verb} {len(report.removed)} objects ({_size(report.freed_bytes)}), "

@@ -3,16 +3,15 @@ objects nothing refers to (no dataset version, no run)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from lockstep.objects import guard
 from lockstep.objects.hashing import hash_file
 from lockstep.workspace import Workspace
-
-# In-progress writes younger than this may belong to a live process; gc leaves them.
-_STALE_TMP_SECONDS = 3600
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,8 +53,20 @@ def fsck(workspace: Workspace) -> FsckReport:
     return FsckReport(checked=len(digests), corrupt=corrupt, missing=missing)
 
 
-def gc(workspace: Workspace, *, dry_run: bool) -> GcReport:
-    """Remove objects no dataset version or run refers to (and stale partial writes)."""
+def gc(
+    workspace: Workspace, *, dry_run: bool, waiting: Callable[[], None] = lambda: None
+) -> GcReport:
+    """Remove objects no dataset version or run refers to, and partial writes.
+
+    Holds the store alone while it works (objects/guard.py): an add, pull or run storing
+    objects finishes recording what refers to them first, and none starts meanwhile;
+    so every partial write left then is a dead process's.
+    """
+    with guard.collecting(workspace.objects.root, waiting):
+        return _collect(workspace, dry_run=dry_run)
+
+
+def _collect(workspace: Workspace, *, dry_run: bool) -> GcReport:
     objects = workspace.objects
     keep = referenced(workspace)
     removed: list[str] = []
@@ -71,11 +82,7 @@ def gc(workspace: Workspace, *, dry_run: bool) -> GcReport:
         if not dry_run:
             path.unlink()
     if not dry_run:
-        now = time.time()
         for leftover in objects.partial_writes():
-            try:
-                if now - leftover.stat().st_mtime > _STALE_TMP_SECONDS:
-                    leftover.unlink(missing_ok=True)
-            except FileNotFoundError:
-                continue
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                leftover.unlink()
     return GcReport(kept=kept, removed=removed, freed_bytes=freed, dry_run=dry_run)

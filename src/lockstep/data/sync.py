@@ -155,6 +155,13 @@ def _read_document(remote: Remote, name: str) -> Any:
 def pull(workspace: Workspace, remote: Remote, progress: Progress = _no_progress) -> SyncReport:
     """Fetch and import what the remote has and this store lacks. Every document is
     checked (paths, digests, names, modes) before anything of the pull is used."""
+    from lockstep.objects import guard
+
+    with guard.writing(workspace.objects.root):  # gc waits until the pull has recorded all
+        return _pull(workspace, remote, progress)
+
+
+def _pull(workspace: Workspace, remote: Remote, progress: Progress) -> SyncReport:
     from lockstep.data import documents
 
     objects = workspace.objects

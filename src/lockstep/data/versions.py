@@ -33,6 +33,7 @@ from lockstep.data.worktree import (
 )
 from lockstep.errors import InvalidValue, ObjectCorrupt, UsageError
 from lockstep.meta.datasets import DatasetRecords, DatasetVersion, FileEntry
+from lockstep.objects import guard
 from lockstep.objects.statcache import StatCache, StatKey, stat_key
 from lockstep.objects.store import LocalObjectStore, SourceFile
 
@@ -211,6 +212,14 @@ class DataWorkspace:
         return path if path.is_absolute() else self.project_root / path
 
     def add(self, path: Path, *, name: str | None = None, message: str = "") -> AddResult:
+        """A file or directory as a new version of a dataset (or the unchanged latest).
+
+        gc waits while this stores objects and records the version that names them.
+        """
+        with guard.writing(self.objects.root):
+            return self._add(path, name=name, message=message)
+
+    def _add(self, path: Path, *, name: str | None, message: str) -> AddResult:
         root = path.resolve()
         if not root.exists():
             raise UsageError(f"{path} does not exist; give a file or a directory to version")
@@ -277,7 +286,13 @@ class DataWorkspace:
             return False
         if not snapshot.matched(latest.manifest_digest):
             return False
-        return start_comparison(str(root), snapshot).result().clean
+        if not start_comparison(str(root), snapshot).result().clean:
+            return False
+        # Unchanged files, but are their objects still here? (A gc or a hand may have
+        # removed them: adding again must store them again.)
+        return self.objects.has(latest.manifest_digest) and all(
+            self.objects.has(f.digest) for f in self.files(latest)
+        )
 
     def status(self, version: DatasetVersion, pending: PendingComparison | None = None) -> Changes:
         """The working copy (where the version was added from) against the version.

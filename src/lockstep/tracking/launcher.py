@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from lockstep.capture.envvars import capture_variables
 from lockstep.capture.iohook import WRITE
 from lockstep.capture.packages import installed_distributions
 from lockstep.capture.result import Unavailable, as_json, gather
@@ -33,6 +34,7 @@ from lockstep.core.ids import new_run_id
 from lockstep.core.names import new_run_name
 from lockstep.core.status import RunStatus
 from lockstep.errors import UsageError
+from lockstep.objects import guard
 from lockstep.objects.store import LocalObjectStore
 from lockstep.settings import Settings
 from lockstep.tracking import snapshot
@@ -203,6 +205,7 @@ class _Launch:
     started: float
     stdout: IO[bytes] | None
     stderr: IO[bytes] | None
+    hold: contextlib.ExitStack  # the gc guard, released once the code is recorded
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -319,6 +322,9 @@ def launch(
     cwd = (request.cwd or settings.cwd).resolve()
     capture_dir = store_dir / "tmp" / f"run-{run_id}"
     capture_dir.mkdir(parents=True, exist_ok=True)
+    # gc waits while the code's objects are stored and until the run records them.
+    hold = contextlib.ExitStack()
+    hold.enter_context(guard.writing(objects.root))
     try:
         # The code must be read before the command can change it.
         code = gather(
@@ -343,9 +349,11 @@ def launch(
             started=started,
             stdout=stdout,
             stderr=stderr,
+            hold=hold,
         )
         return _supervise(job)
     finally:
+        hold.close()
         shutil.rmtree(capture_dir, ignore_errors=True)
 
 
@@ -373,6 +381,8 @@ def _supervise(job: _Launch) -> LaunchResult:
             stdin=None,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            # Only prctl runs there, and before lockstep starts threads of its own.
+            preexec_fn=_die_with_parent(),  # noqa: PLW1509
         )
         start_error = None
     except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
@@ -438,8 +448,31 @@ def _supervise(job: _Launch) -> LaunchResult:
                 return LaunchResult(
                     run_id=run.id, name=run.name, exit_code=exit_code, status=RunStatus.FAILED
                 )
+            # Recorded now, not only at the end: should this process be killed, the run
+            # still names its command, code, seed and machine, and can be rerun.
+            early = {
+                "command": command,
+                "seed": {"value": job.seed, "source": _seed_source(job)},
+                "determinism": {"requested": job.request.deterministic},
+                "code": _code_section(job),
+            }
+            workspace.meta.set_sections(run.id, early)
+            job.hold.close()
             parent_packages = gather(installed_distributions)
             hardware = as_json(gather(snapshot.hardware_section))
+            workspace.meta.set_sections(
+                run.id,
+                {
+                    "hardware": hardware,
+                    "environment": {
+                        "packages": as_json(parent_packages),
+                        "packages_source": "lockstep's interpreter (the run has not ended)",
+                        "variables": capture_variables(
+                            {**job.environ, **job.request.extra_env}, job.config.get("env", ())
+                        ),
+                    },
+                },
+            )
             _, wait_status, usage = os.wait4(process.pid, 0)
         except BaseException as exc:
             if not run.finished:
@@ -471,8 +504,40 @@ def _supervise(job: _Launch) -> LaunchResult:
     return _record(job, workspace, run, outcome)
 
 
+def _die_with_parent() -> Any:
+    """On Linux, a function for the child to run before exec: it gets SIGTERM when this
+    process dies, even by SIGKILL (no command left logging into a run marked crashed)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def arrange() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os._exit(1)
+
+    return arrange
+
+
+def _seed_source(job: _Launch) -> str:
+    return "given" if job.request.seed is not None else "drawn"
+
+
 def _record(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome) -> LaunchResult:
-    """Ingest the processes' reports, store inputs and outputs, and end the run."""
+    """Ingest the processes' reports, store inputs and outputs, and end the run (gc waits
+    until what refers to the new objects is recorded)."""
+    with guard.writing(workspace.objects.root):
+        return _record_held(job, workspace, run, outcome)
+
+
+def _record_held(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome) -> LaunchResult:
     request, capture_dir, config, started = job.request, job.capture_dir, job.config, job.started
     command, exit_code, status, usage = (
         outcome.command,
@@ -571,7 +636,7 @@ def _record(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome) -> 
             "command": command,
             "seed": {
                 "value": job.seed,
-                "source": "given" if request.seed is not None else "drawn",
+                "source": _seed_source(job),
                 "pythonhashseed": job.env.get("PYTHONHASHSEED"),
                 "libraries": seeds,
                 "script_calls": [c for r in reports for c in r.get("script_seeds", [])][:20],
