@@ -15,7 +15,8 @@
     │   ├── StoreNeedsMigration            older schema; run `lockstep migrate`
     │   ├── ObjectMissing(LookupError)     an object the store should hold is not there
     │   ├── ObjectCorrupt                  an object's bytes no longer match its digest
-    │   └── RemoteDocumentRefused          a remote's document fails validation
+    │   ├── RemoteDocumentRefused          a remote's document fails validation
+    │   └── RemoteError                    a remote cannot be reached or used
     ├── RunStateError(RuntimeError)        an operation the run's state forbids
     └── RebuildError                       a run's code, data or environment cannot be rebuilt
 
@@ -43,9 +44,14 @@ class InvalidFilter(UsageError):
         self.expression = expression
         self.column = column
         self.problem = problem
-        pointer = " " * (column - 1) + "^"
+        # A window around the column: a filter can be thousands of characters long.
+        start = max(0, column - 60)
+        shown = expression[start : start + 120]
+        prefix = "..." if start else ""
+        suffix = "..." if start + 120 < len(expression) else ""
+        pointer = " " * (len(prefix) + column - 1 - start) + "^"
         super().__init__(
-            f"invalid filter at column {column}: {problem}\n  {expression}\n  {pointer}"
+            f"invalid filter at column {column}: {problem}\n  {prefix}{shown}{suffix}\n  {pointer}"
         )
 
 
@@ -189,6 +195,10 @@ class RemoteDocumentRefused(StoreError):
             "imported or written (the remote holds a damaged or hostile document: ask its "
             "owner, or remove that document from the remote)"
         )
+
+
+class RemoteError(StoreError):
+    """A remote cannot be reached or used (missing, unreachable, refusing, no bucket)."""
 
 
 class RunStateError(LockstepError, RuntimeError):

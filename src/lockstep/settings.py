@@ -45,7 +45,7 @@ class Settings:
         return cls(
             cwd=(cwd or Path.cwd()).resolve(),
             home=Path(home).expanduser().resolve() if home else None,
-            db_url=env.get("LOCKSTEP_DB_URL") or None,
+            db_url=_database_url(env.get("LOCKSTEP_DB_URL")),
             flush_interval=_positive(env, "LOCKSTEP_FLUSH_INTERVAL", 0.5),
             heartbeat_interval=_positive(env, "LOCKSTEP_HEARTBEAT_INTERVAL", 10.0),
             heartbeat_grace=_positive(env, "LOCKSTEP_HEARTBEAT_GRACE", 60.0),
@@ -60,8 +60,9 @@ class Settings:
             return self
         try:
             config = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise UsageError(f"cannot read {path}: {exc}; fix or remove the file") from None
+        check_config(config, path)
         meta = config.get("meta", {})
         return replace(self, config=config, db_url=self.db_url or meta.get("url") or None)
 
@@ -80,6 +81,18 @@ def write_config(store_dir: Path, config: Mapping[str, Any]) -> None:
     os.replace(name, path)
 
 
+def _database_url(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    scheme = raw.split("://", 1)[0]
+    if "://" not in raw or not scheme.startswith(("sqlite", "postgresql")):
+        raise UsageError(
+            f"LOCKSTEP_DB_URL {raw.split('@')[-1]!r} is not a database URL; use "
+            "postgresql+psycopg://user@host/db or sqlite:///path/lockstep.db"
+        )
+    return raw
+
+
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -88,6 +101,58 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise UsageError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if value <= 0:
-        raise UsageError(f"{name} must be above zero, got {raw!r}")
+    # Below 10 ms the writer would spin; past a day a killed process would lose a day.
+    if not 0.01 <= value <= 86400:
+        raise UsageError(f"{name} must be a number of seconds from 0.01 to 86400, got {raw!r}")
     return value
+
+
+_LINKS = ("reflink", "hardlink", "copy")
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _count(low: int, high: int) -> Any:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+# (table, key) -> (check, what it must be)
+_CONFIG_RULES: dict[tuple[str, str], tuple[Any, str]] = {
+    ("meta", "url"): (lambda v: isinstance(v, str) and "://" in v, "a database URL"),
+    ("capture", "env"): (_strings, "a list of variable names or patterns"),
+    ("capture", "ignore"): (_strings, "a list of path patterns"),
+    ("capture", "secret_files_allowed"): (_strings, "a list of paths"),
+    ("capture", "max_untracked_file_mib"): (_count(1, 1 << 20), "a whole number of MiB"),
+    ("capture", "max_source_files"): (_count(1, 10_000_000), "a whole number of files"),
+    ("data", "link"): (
+        lambda v: _strings(v) and v and all(x in _LINKS for x in v),
+        "a list of reflink, hardlink, copy",
+    ),
+    ("data", "fsync"): (lambda v: isinstance(v, bool), "true or false"),
+    ("data", "workers"): (_count(1, 64), "a whole number from 1 to 64"),
+    ("core", "remote"): (lambda v: isinstance(v, str), "a remote's name"),
+}
+
+
+def check_config(config: Mapping[str, Any], path: Path) -> None:
+    """Every known setting has the type it needs: a wrong one is named here, once, rather
+    than failing somewhere later."""
+
+    def bad(where: str, value: Any, must: str) -> UsageError:
+        return UsageError(f"{path}: {where} must be {must}, not {value!r}; fix the file")
+
+    for table in ("meta", "capture", "data", "core", "remotes"):
+        if table in config and not isinstance(config[table], dict):
+            raise bad(f"[{table}]", config[table], "a table")
+    for (table, key), (check, must) in _CONFIG_RULES.items():
+        section = config.get(table, {})
+        if key in section and not check(section[key]):
+            raise bad(f"[{table}] {key}", section[key], must)
+    for name, remote in config.get("remotes", {}).items():
+        if not isinstance(remote, dict) or not isinstance(remote.get("url"), str):
+            raise bad(f"[remotes.{name}]", remote, 'a table with url = "..."')
+        endpoint = remote.get("endpoint_url")
+        if endpoint is not None and not isinstance(endpoint, str):
+            raise bad(f"[remotes.{name}] endpoint_url", endpoint, "a URL")

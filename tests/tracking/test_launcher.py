@@ -368,3 +368,71 @@ def test_a_killed_lockstep_takes_its_command_along_and_leaves_a_rerunnable_run(
     rerun = lockstep(repo, "rerun", record["id"])
     assert rerun.returncode == 0, rerun.stderr
     assert "done" in rerun.stdout
+
+
+LOSES_POINTS = """
+import os, resource, lockstep
+run = lockstep.active_run()
+run.log({"warm": 1.0})
+run.flush()
+db = os.path.join(os.environ["LOCKSTEP_HOME"], "lockstep.db")
+grown = os.path.getsize(db + "-wal") if os.path.exists(db + "-wal") else 0
+# The file size limit: no database file may grow by more than 256 KiB from here on.
+resource.setrlimit(resource.RLIMIT_FSIZE, (grown + (256 << 10), resource.RLIM_INFINITY))
+for step in range(1_000_000):
+    run.log({"loss": step * 1e-6}, step=step)
+print("logged")
+"""
+
+
+def test_points_that_cannot_be_stored_fail_the_run_and_say_how_many(repo: Path) -> None:
+    (repo / "loses.py").write_text(LOSES_POINTS)
+    ran = lockstep(repo, "run", "--name", "lossy", "--", sys.executable, "loses.py")
+    assert "logged" in ran.stdout  # the program itself succeeded
+    assert ran.returncode == 1
+    assert "1000000 metric points could not be stored" in ran.stderr
+    record = show(repo, "lossy")
+    assert record["status"] == "failed"
+    assert record["command"]["lost_points"] == 1_000_000
+    assert record["error"].startswith("1000000 metric points could not be stored")
+    assert "SQL:" not in ran.stderr  # the database's words, not its statements
+    verified = lockstep(repo, "verify", "lossy", "--against", "lossy", "--json")
+    assert any("lost 1000000 metric points" in n for n in json.loads(verified.stdout)["notes"])
+
+
+def test_output_that_cannot_be_stored_never_blocks_the_command(repo: Path) -> None:
+    import resource
+
+    (repo / "loud.py").write_text(
+        "import sys\nfor i in range(80_000):\n    print('x' * 63)\nprint('end', file=sys.stderr)\n"
+    )
+
+    def limit_file_size() -> None:  # 1 MiB per file: the 5 MiB of output cannot be stored
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.RLIM_INFINITY))
+
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lockstep",
+            "run",
+            "--name",
+            "loud",
+            "--",
+            sys.executable,
+            "loud.py",
+        ],
+        cwd=repo,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit_file_size,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.count("x" * 63) == 80_000  # every line still reached the terminal
+    assert "could not be stored (File too large)" in process.stderr
+    stdout = show(repo, "loud")["command"]["stdout"]
+    assert stdout["incomplete"] is True and stdout["lost_bytes"] > 0
+    assert stdout["size"] + stdout["lost_bytes"] == 80_000 * 64

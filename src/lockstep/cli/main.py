@@ -63,7 +63,12 @@ def emit(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=not text.endswith("\n"))
     else:
-        output.write_text(text, encoding="utf-8")
+        if not output.parent.is_dir():
+            raise UsageError(f"cannot write {output}: {output.parent} is not a directory")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror}") from None
         click.echo(f"wrote {output}", err=True)
 
 
@@ -129,7 +134,7 @@ def replace_home(settings: Any, store_dir: Path) -> Any:
 @click.option(
     "-n",
     "--limit",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=2**31),
     default=20,
     show_default=True,
     help="At most this many runs.",
@@ -183,7 +188,7 @@ def show(obj: Context, run: str, as_json: bool) -> None:
 @click.option(
     "-n",
     "--limit",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=2**31),
     default=10,
     show_default=True,
     help="Show the first and last N points of a long series.",

@@ -23,8 +23,14 @@ class EncodedParam:
     value_num: float | None
 
 
-def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+MAX_DEPTH = 64
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "", depth: int = 0) -> dict[str, Any]:
     """``{"opt": {"lr": 0.1}}`` -> ``{"opt.lr": 0.1}``; lists and scalars are leaves."""
+    if depth > MAX_DEPTH:
+        raise UsageError(f"parameters nest more than {MAX_DEPTH} levels deep (at {prefix!r})")
     flat: dict[str, Any] = {}
     for key, value in params.items():
         if not isinstance(key, str) or not key:
@@ -33,7 +39,7 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         if isinstance(value, Mapping):
             if not value:
                 flat[full] = {}
-            flat.update(flatten(value, prefix=f"{full}."))
+            flat.update(flatten(value, prefix=f"{full}.", depth=depth + 1))
         else:
             flat[full] = value
     return flat
@@ -57,8 +63,23 @@ def _jsonable(value: Any) -> Any:
 
 
 def encode(key: str, value: Any) -> EncodedParam:
-    """Encode one flat parameter for storage."""
+    """Encode one flat parameter for storage (a UsageError naming the key if it cannot be)."""
+    try:
+        return _encode(key, value)
+    except RecursionError:
+        raise UsageError(f"parameter {key!r} nests too deeply to store") from None
+    except (ValueError, OverflowError) as exc:
+        raise UsageError(f"parameter {key!r} cannot be stored: {exc}") from None
+
+
+def _encode(key: str, value: Any) -> EncodedParam:
     plain = _jsonable(value)
+    in_range = _INT64[0] <= plain <= _INT64[1] if isinstance(plain, int) else True
+    if not in_range:
+        raise UsageError(
+            f"parameter {key!r}: integer out of range (64 bits: -2**63 to 2**63 - 1); "
+            "give it as a string to keep it whole"
+        )
     num: float | None
     if isinstance(plain, bool):
         kind, num = "bool", float(plain)
@@ -92,4 +113,8 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         value: Any = json.loads(raw)
     except json.JSONDecodeError:
         value = raw
+    except RecursionError:
+        raise UsageError(f"parameter {key.strip()!r} nests too deeply") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise UsageError(f"parameter {key.strip()!r}: {exc}") from None
     return key.strip(), value

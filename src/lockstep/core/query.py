@@ -20,6 +20,7 @@ descending, e.g. ``-metrics.acc,params.lr``.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -123,6 +124,8 @@ def _unquote(token: _Token) -> str:
 
 class _Parser:
     def __init__(self, text: str) -> None:
+        self.depth = 0
+        self.terms = 0
         self.text = text
         self.tokens = _tokenize(text)
         self.pos = 0
@@ -169,14 +172,23 @@ class _Parser:
         return items[0] if len(items) == 1 else BoolOp(op="and", items=tuple(items))
 
     def parse_not(self) -> Node:
-        if self.at_word("not"):
-            self.advance()
-            return Not(item=self.parse_not())
-        if self.current.kind == "punct" and self.current.text == "(":
-            self.advance()
-            node = self.parse_or()
-            self.expect_punct(")")
-            return node
+        if self.at_word("not") or (self.current.kind == "punct" and self.current.text == "("):
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise self.fail(f"nested more than {MAX_DEPTH} levels deep; simplify the filter")
+            try:
+                if self.at_word("not"):
+                    self.advance()
+                    return Not(item=self.parse_not())
+                self.advance()
+                node = self.parse_or()
+                self.expect_punct(")")
+                return node
+            finally:
+                self.depth -= 1
+        self.terms += 1
+        if self.terms > MAX_TERMS:
+            raise self.fail(f"more than {MAX_TERMS} conditions; use in (...) or fewer conditions")
         return self.parse_comparison()
 
     def parse_field(self) -> Field:
@@ -219,10 +231,16 @@ class _Parser:
     def parse_value(self) -> Scalar:
         token = self.current
         if token.kind == "number":
-            self.advance()
-            number = float(token.text)
             if re.fullmatch(r"[-+]?\d+", token.text):
+                digits = token.text.lstrip("+-")
+                if len(digits) > 19 or not -(2**63) <= int(token.text) < 2**63:
+                    raise self.fail("integer out of range (64 bits: -2**63 to 2**63 - 1)")
+                self.advance()
                 return int(token.text)
+            number = float(token.text)
+            if not math.isfinite(number):
+                raise self.fail("number out of range (past a double's largest value)")
+            self.advance()
             return number
         if token.kind == "string":
             self.advance()
@@ -233,6 +251,15 @@ class _Parser:
         raise self.fail("expected a value: a number, a 'quoted string', true, false or null")
 
     def parse_comparison(self) -> Node:
+        start = self.current
+        node = self._comparison()
+        if isinstance(node, Compare) and node.field.namespace == "attributes":
+            problem = _attribute_problem(node)
+            if problem:
+                raise self.fail(problem, start)
+        return node
+
+    def _comparison(self) -> Node:
         field = self.parse_field()
         token = self.current
         if token.kind == "op":
@@ -271,6 +298,38 @@ class _Parser:
             self.advance()
             return Compare(field=field, op="notnull" if negate else "isnull", values=())
         raise self.fail("expected an operator: = != < <= > >= like in is")
+
+
+MAX_DEPTH = 100
+MAX_TERMS = 500
+_NUMERIC_ATTRIBUTES = ("duration",)
+_TIME_ATTRIBUTES = ("start_time", "end_time")
+_STATUSES = ("running", "finished", "failed", "killed", "crashed")
+
+
+def _attribute_problem(node: Compare) -> str | None:
+    """What is wrong with comparing an attribute with these values, if anything: a
+    duration is a number, a time a number or an ISO date, a status one of its names."""
+    key, op, values = node.field.key, node.op, node.values
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if key in _NUMERIC_ATTRIBUTES and not numbers:
+        return f"{key} is a number of seconds; compare it with a number"
+    if key in _TIME_ATTRIBUTES and not numbers:
+        for value in values:
+            if not isinstance(value, str) or not re.fullmatch(
+                r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?", value
+            ):
+                return f"{key} compares with a number (unix time) or an ISO date like '2026-11-01'"
+    if key not in _NUMERIC_ATTRIBUTES + _TIME_ATTRIBUTES:
+        if op in ("<", "<=", ">", ">=") and key == "status":
+            return "status is a name; compare it with =, !=, in or like"
+        if not all(isinstance(v, str) for v in values):
+            return f"{key} is text; compare it with a 'quoted string'"
+        if key == "status" and op in ("=", "!=", "in"):
+            unknown = [v for v in values if v not in _STATUSES]
+            if unknown:
+                return f"unknown status {unknown[0]!r}; one of " + ", ".join(_STATUSES)
+    return None
 
 
 def parse_filter(text: str) -> Node | None:

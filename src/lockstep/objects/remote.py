@@ -9,13 +9,15 @@ under ``meta/``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from lockstep.errors import UsageError
+from lockstep.errors import RemoteError, UsageError
 
 _OBJECTS = "objects/blake3"
 
@@ -51,6 +53,16 @@ class DirectoryRemote:
     def __init__(self, url: str) -> None:
         self.url = url
         self.root = Path(url.removeprefix("file://")).expanduser()
+        if self.root.exists() and not self.root.is_dir():
+            raise RemoteError(f"remote {url} is a file, not a directory; fix the remote's URL")
+
+    def require(self) -> None:
+        """Reading a directory remote that is not there is an error, not an empty remote."""
+        if not self.root.is_dir():
+            raise RemoteError(
+                f"remote directory {self.root} does not exist; check the remote's URL "
+                "(`lockstep remote ls`) or push to it first"
+            )
 
     def list_objects(self) -> set[str]:
         base = self.root / _OBJECTS
@@ -76,6 +88,7 @@ class DirectoryRemote:
         _atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
 
     def list_meta(self, prefix: str) -> list[str]:
+        self.require()
         base = self.root / "meta" / prefix
         if not base.is_dir():
             return []
@@ -101,12 +114,52 @@ class S3Remote:
             from botocore.config import Config
         except ModuleNotFoundError:
             raise UsageError("S3 remotes need boto3: pip install 'lockstep[s3]'") from None
-        # One client shared by the transfer threads (boto3 clients are thread-safe).
+        self.endpoint_url = endpoint_url
+        # One client shared by the transfer threads (boto3 clients are thread-safe). A
+        # short connect timeout: an endpoint that is down is said in seconds, not minutes.
         self.client = boto3.client(
             "s3",
             endpoint_url=endpoint_url,
-            config=Config(max_pool_connections=32, retries={"max_attempts": 5, "mode": "standard"}),
+            config=Config(
+                max_pool_connections=32,
+                connect_timeout=5,
+                read_timeout=120,
+                retries={"max_attempts": 3, "mode": "standard"},
+            ),
         )
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """botocore's errors as lockstep's, each saying what to do."""
+        import botocore.exceptions as boto
+
+        where = f"remote {self.url}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
+        try:
+            yield
+        except boto.NoCredentialsError:
+            raise RemoteError(
+                f"no S3 credentials for {where}: set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or ~/.aws/credentials)"
+            ) from None
+        except (boto.EndpointConnectionError, boto.ConnectTimeoutError) as exc:
+            raise RemoteError(
+                f"cannot reach {where} ({exc}); check the endpoint URL and that the server is up"
+            ) from None
+        except boto.ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("NoSuchBucket", "404") and "Key" not in exc.response.get("Error", {}):
+                raise RemoteError(
+                    f"bucket {self.bucket!r} of {where} does not exist; create it (for "
+                    f"example `aws s3 mb s3://{self.bucket}`) or fix the remote's URL"
+                ) from None
+            if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+                raise RemoteError(
+                    f"{where} refused access ({code}); check the credentials and the "
+                    "bucket's permissions"
+                ) from None
+            raise RemoteError(f"{where} answered {code or 'an error'}: {exc}") from None
+        except boto.BotoCoreError as exc:
+            raise RemoteError(f"{where}: {exc}") from None
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
@@ -115,19 +168,22 @@ class S3Remote:
         keys: list[str] = []
         paginator = self.client.get_paginator("list_objects_v2")
         start = len(self._key(""))
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
-            keys.extend(item["Key"][start:] for item in page.get("Contents", []))
+        with self._errors():
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                keys.extend(item["Key"][start:] for item in page.get("Contents", []))
         return keys
 
     def list_objects(self) -> set[str]:
         return {key[len(_OBJECTS) + 1 :].replace("/", "") for key in self._list(_OBJECTS + "/")}
 
     def upload(self, digest: str, source: Path) -> None:
-        self.client.upload_file(str(source), self.bucket, self._key(_object_key(digest)))
+        with self._errors():
+            self.client.upload_file(str(source), self.bucket, self._key(_object_key(digest)))
 
     def download(self, digest: str, target: Path) -> None:
         def fetch(tmp: str) -> None:
-            self.client.download_file(self.bucket, self._key(_object_key(digest)), tmp)
+            with self._errors():
+                self.client.download_file(self.bucket, self._key(_object_key(digest)), tmp)
 
         _atomic_write(target, fetch)
 
@@ -137,11 +193,13 @@ class S3Remote:
         )
 
     def read_meta(self, name: str) -> bytes:
-        response = self.client.get_object(Bucket=self.bucket, Key=self._key(f"meta/{name}"))
-        return bytes(response["Body"].read())
+        with self._errors():
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(f"meta/{name}"))
+            return bytes(response["Body"].read())
 
     def write_meta(self, name: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(f"meta/{name}"), Body=data)
+        with self._errors():
+            self.client.put_object(Bucket=self.bucket, Key=self._key(f"meta/{name}"), Body=data)
 
 
 def open_remote(url: str, endpoint_url: str | None = None) -> Remote:

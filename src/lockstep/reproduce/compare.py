@@ -313,6 +313,18 @@ def compare_printed(
     text_a, text_b = _printed(a, stream, read_object), _printed(b, stream, read_object)
     if not text_a and not text_b:
         return None
+    cut = [
+        side
+        for side, record in (("A", a), ("B", b))
+        if record.sections.get("command", {}).get(stream, {}).get("incomplete")
+    ]
+    if cut:
+        return Finding(
+            kind="output",
+            name=stream,
+            status=DIFFERS,
+            detail=f"run {' and '.join(cut)} could not store all its {stream}: not comparable",
+        )
     if text_a is None or text_b is None:
         side = "A" if text_b is None else "B"
         return Finding(
@@ -345,6 +357,13 @@ def compare_printed(
         first_line=result.first_line,
         detail=detail,
     )
+
+
+def _lost_points(record: RunRecord) -> int:
+    command = record.sections.get("command", {})
+    lost = record.sections.get("lost_points", {})
+    counted = [command.get("lost_points"), lost.get("count") if isinstance(lost, dict) else 0]
+    return max((int(n) for n in counted if isinstance(n, int)), default=0)
 
 
 def _argv(record: RunRecord) -> list[str] | None:
@@ -410,6 +429,10 @@ def compare_runs(
             f"the runs ran in different directories: {a.sections.get('command', {}).get('cwd')}"
             f" against {b.sections.get('command', {}).get('cwd')}"
         )
+    for side, record in (("A", a), ("B", b)):
+        lost = _lost_points(record)
+        if lost:
+            notes.append(f"run {side} lost {lost} metric points: its metrics are incomplete")
     results = [*metrics, *printed, *artifacts]
     if a.status is not RunStatus.FINISHED and status.status == IDENTICAL:
         notes.append(f"both runs ended {a.status}: what is compared is how they failed")

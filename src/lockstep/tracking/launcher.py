@@ -90,18 +90,54 @@ class _Tee(threading.Thread):
         self.sink = sink
         self.log_path = log_path
         self.tail = bytearray()
+        self.lost_bytes = 0  # output that could not be stored (a full disk, a size limit)
+        self.store_error = ""
 
     def run(self) -> None:
+        # Whatever happens to the log, the pipe is drained to the end: a child blocked on
+        # a full pipe would never finish.
         fd = self.source.fileno()
-        with open(self.log_path, "wb") as log_file:
-            while chunk := os.read(fd, 1 << 16):
-                log_file.write(chunk)
-                self.tail = (self.tail + chunk)[-16384:]
-                if self.sink is not None:
-                    with contextlib.suppress(OSError, ValueError):
-                        self.sink.write(chunk)
-                        self.sink.flush()
+        log_file: IO[bytes] | None = None
+        try:
+            # Unbuffered: what was stored and what was lost are counted to the byte.
+            log_file = open(self.log_path, "wb", buffering=0)  # noqa: SIM115  # closed below
+        except OSError as exc:
+            self.store_error = exc.strerror or str(exc)
+        while chunk := os.read(fd, 1 << 16):
+            if log_file is not None:
+                written = 0
+                try:
+                    written = log_file.write(chunk) or 0
+                    if written < len(chunk):  # a partial write: the next one would fail
+                        written += log_file.write(chunk[written:]) or 0
+                except OSError as exc:
+                    self.store_error = exc.strerror or str(exc)
+                    with contextlib.suppress(OSError):
+                        log_file.close()  # what was written before stays
+                    log_file = None
+                self.lost_bytes += len(chunk) - written
+            else:
+                self.lost_bytes += len(chunk)
+            self.tail = (self.tail + chunk)[-16384:]
+            if self.sink is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    self.sink.write(chunk)
+                    self.sink.flush()
+        if log_file is not None:
+            with contextlib.suppress(OSError):
+                log_file.close()
         self.source.close()
+
+    def entry(self, objects: LocalObjectStore) -> dict[str, Any]:
+        """The stored output (what could be stored of it, and how much could not)."""
+        try:
+            data = self.log_path.read_bytes()
+        except OSError:
+            data = b""
+        entry = snapshot.objects_entry(objects, data)
+        if self.lost_bytes or self.store_error:
+            entry.update(lost_bytes=self.lost_bytes, incomplete=True, error=self.store_error)
+        return entry
 
 
 class _GpuMemoryPoller(threading.Thread):
@@ -556,8 +592,8 @@ def _record_held(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome
         cpu_user_seconds=usage.ru_utime,
         cpu_system_seconds=usage.ru_stime,
         peak_gpu_memory_mib=outcome.gpu.result(),
-        stdout=snapshot.objects_entry(objects, (capture_dir / "stdout.log").read_bytes()),
-        stderr=snapshot.objects_entry(objects, (capture_dir / "stderr.log").read_bytes()),
+        stdout=outcome.tees[0].entry(objects),
+        stderr=outcome.tees[1].entry(objects),
         signals=[signal.Signals(s).name for s in outcome.seen_signals],
     )
     if main is None:
@@ -653,11 +689,31 @@ def _record_held(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome
         },
     )
     error = None
+    for tee in outcome.tees:
+        if tee.store_error and job.stderr is not None:
+            job.stderr.write(
+                f"lockstep: {tee.lost_bytes} bytes of the command's {tee.log_path.stem} could "
+                f"not be stored ({tee.store_error}); the rest was, and all was shown\n".encode()
+            )
+            job.stderr.flush()
+    lost = sum(int(r.get("lost_points") or 0) for r in reports)
+    if lost:
+        # The command succeeded, but its record did not: say so, and fail.
+        command["lost_points"] = lost
+        workspace.meta.set_sections(run.id, {"command": command})
+        if status is RunStatus.FINISHED:
+            status, exit_code = RunStatus.FAILED, 1
+        message = f"{lost} metric points could not be stored; the run's metrics are incomplete"
+        if job.stderr is not None:
+            job.stderr.write(f"lockstep: {message}\n".encode())
+            job.stderr.flush()
+        error = message
     if status is not RunStatus.FINISHED:
         tail = (
             bytes(outcome.tees[1].tail).decode(errors="replace").splitlines()[-_STDERR_TAIL_LINES:]
         )
-        error = f"exit code {exit_code}" + ("\n" + "\n".join(tail) if tail else "")
+        error = (error + "\n" if error else "") + f"exit code {exit_code}"
+        error += "\n" + "\n".join(tail) if tail else ""
     run.finish(status, error)
     return LaunchResult(run_id=run.id, name=run.name, exit_code=exit_code, status=status)
 

@@ -138,10 +138,21 @@ class Run:
         self.before_finish.clear()
         self._finished = True
         self._restore_signals()
-        self._writer.close()
+        lost, why = self._writer.close()
         active.remove(self)
+        if lost:
+            # Said in the record where it can still be written, and in the error.
+            note = f"{lost} metric points could not be stored ({why})"
+            error = note if error is None else f"{note}\n{error}"
+            if status is RunStatus.FINISHED:
+                status = RunStatus.FAILED
+            with contextlib.suppress(Exception):
+                self._workspace.meta.set_sections(
+                    self.id, {"lost_points": {"count": lost, "error": why}}
+                )
         if self._owner:
-            self._writer.compact()
+            if not lost:
+                self._writer.compact()
             self._workspace.meta.finish_run(self.id, status, time.time(), error)
         elif error is not None:
             self._workspace.meta.set_sections(self.id, {"child_error": error})

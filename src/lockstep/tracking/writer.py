@@ -20,6 +20,10 @@ from lockstep.tracking.buffer import MetricBuffer, Segment
 
 log = logging.getLogger("lockstep")
 
+# Metric points this process could not store, all runs together: `lockstep run`'s
+# bootstrap reports it, so a run that lost points never ends as if it had not.
+LOST_POINTS = 0
+
 # Compaction merges a series into chunks of at most this many points (24 MiB per chunk).
 COMPACT_CHUNK_POINTS = 1 << 20
 
@@ -76,6 +80,13 @@ def merge_summary(old: MetricSummary | None, key: str, steps: Any, values: Any) 
     )
 
 
+def brief(exc: BaseException) -> str:
+    """One line for a storage error: the database's own words, not the SQL around them."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"[:300]
+
+
 class MetricWriter:
     """Owns a run's pending points and stores them from a daemon thread."""
 
@@ -116,7 +127,7 @@ class MetricWriter:
             except Exception as exc:  # never raise into training; retry next interval
                 self._failures += 1
                 if self._failures in (1, 10, 100):
-                    log.warning("lockstep: storing metrics failed (%s); will retry", exc)
+                    log.warning("lockstep: storing metrics failed (%s); will retry", brief(exc))
             deadline = max(deadline, time.monotonic())
 
     def flush(self) -> int:
@@ -156,24 +167,32 @@ class MetricWriter:
             self._last_beat = time.monotonic()
         return sum(chunk.count for chunk in chunks)
 
-    def close(self) -> None:
-        """Stop the thread and store what is left (tries three times before giving up)."""
+    def close(self) -> tuple[int, str]:
+        """Stop the thread and store what is left (tries three times before giving up).
+
+        Returns how many points could not be stored, and why (0 and "" when all were).
+        """
+        global LOST_POINTS
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
         for attempt in range(3):
             try:
                 self.flush()
-                return
+                return 0, ""
             except Exception as exc:
                 if attempt == 2:
+                    lost = len(self.buffer) + sum(len(s.values) for s in self._unsaved)
+                    LOST_POINTS += lost
                     log.error(
                         "lockstep: %d metric points of run %s could not be stored: %s",
-                        len(self.buffer) + sum(len(s.values) for s in self._unsaved),
+                        lost,
                         self.run_id,
-                        exc,
+                        brief(exc),
                     )
+                    return lost, brief(exc)
                 time.sleep(0.2 * (attempt + 1))
+        return 0, ""
 
     def compact(self) -> None:
         """Merge each series' flush-sized chunks into few large ones (fast history reads)."""

@@ -148,6 +148,8 @@ def _lockstep_bootstrap() -> None:
                 # Another environment than lockstep's own: only this process can list it.
                 packages = load("capture/packages.py", "_lockstep_packages")
                 report["packages"] = packages.installed_distributions()
+            writer = sys.modules.get("lockstep.tracking.writer")
+            report["lost_points"] = getattr(writer, "LOST_POINTS", 0) if writer else 0
             report["ended"] = time.time()
             path = os.path.join(capture_dir, f"process-{os.getpid()}.json")
             tmp = path + ".tmp"
