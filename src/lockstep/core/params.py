@@ -66,6 +66,8 @@ def encode(key: str, value: Any) -> EncodedParam:
     """Encode one flat parameter for storage (a UsageError naming the key if it cannot be)."""
     try:
         return _encode(key, value)
+    except UsageError:
+        raise
     except RecursionError:
         raise UsageError(f"parameter {key!r} nests too deeply to store") from None
     except (ValueError, OverflowError) as exc:
