@@ -141,6 +141,11 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
         click.echo(
             f"pulled {report.objects_sent} objects, {report.runs} runs, "
             f"{report.datasets} datasets from {source.url}"
+            + (
+                f" ({report.runs_updated} runs that had not ended then, updated)"
+                if report.runs_updated
+                else ""
+            )
         )
         for conflict in report.conflicts:
             click.echo(f"conflict: {conflict}", err=True)

@@ -34,6 +34,7 @@ class SyncReport:
     runs: int = 0
     datasets: int = 0
     conflicts: list[str] = field(default_factory=list)
+    runs_updated: int = 0  # pulled before they ended; ended since
 
 
 def _no_progress(_label: str, _total: int) -> Callable[[], None]:
@@ -196,6 +197,7 @@ def _pull(workspace: Workspace, remote: Remote, progress: Progress) -> SyncRepor
     )
     records = workspace.data().records
     conflicts: list[str] = []
+    updated = 0
     for doc in dataset_docs:
         for v in doc["versions"]:
             manifest = manifests[v["manifest"]]
@@ -216,7 +218,8 @@ def _pull(workspace: Workspace, remote: Remote, progress: Progress) -> SyncRepor
             if outcome == "conflict":
                 conflicts.append(f"{doc['name']}@v{v['number']} differs here and on the remote")
     for doc in run_docs:
-        workspace.meta.import_run(doc)
+        if workspace.meta.import_run(doc) == "updated":
+            updated += 1
         for link in doc.get("datasets", []):
             try:
                 version = records.resolve(f"{link['dataset']}@v{link['version']}")
@@ -229,4 +232,5 @@ def _pull(workspace: Workspace, remote: Remote, progress: Progress) -> SyncRepor
         runs=len(run_docs),
         datasets=len(dataset_docs),
         conflicts=conflicts,
+        runs_updated=updated,
     )

@@ -295,12 +295,23 @@ class MetaStore:
                 is not None
             )
 
-    def import_run(self, doc: Mapping[str, Any]) -> None:
-        """Recreate a run exported by export_run (same id), unless it is already here."""
+    def import_run(self, doc: Mapping[str, Any]) -> str:
+        """Recreate a run exported by export_run (same id): 'imported', 'updated' (it was
+        here from another host still running, or taken for crashed, and has ended there
+        since) or 'exists'."""
         import base64
 
+        outcome = "imported"
         if self.has_run(doc["id"]):
-            return
+            here = self.get_run(doc["id"])
+            there = RunStatus(doc["status"])
+            stale = not here.status.is_final or (
+                here.status is RunStatus.CRASHED and there is not RunStatus.CRASHED
+            )
+            if not (there.is_final and stale and not _alive_here(here.host, here.pid)):
+                return "exists"
+            self.delete_run(doc["id"])
+            outcome = "updated"
         self.create_run(
             run_id=doc["id"],
             name=doc["name"],
@@ -353,6 +364,7 @@ class MetaStore:
             self.finish_run(
                 doc["id"], status, doc["end_time"] or doc["start_time"], doc.get("error")
             )
+        return outcome
 
     def finish_run(
         self, run_id: str, status: RunStatus, end_time: float, error: str | None = None
@@ -717,3 +729,19 @@ class MetaStore:
             )
             for r in rows
         ]
+
+
+def _alive_here(host: str, pid: int) -> bool:
+    """Whether a run's process lives on this machine now (a pull must not replace it)."""
+    import os
+    import socket
+
+    if host != socket.gethostname() or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
