@@ -182,3 +182,22 @@ def test_every_command_has_help_text() -> None:
         for param in command.params:
             if isinstance(param, click.Option):
                 assert param.help, f"{command.name} {param.name}"
+
+
+def test_show_code_prints_the_recorded_diff_and_untracked_files(tmp_path: Path) -> None:
+    from tests.gitrepo import make_repo
+    from tests.tracking.test_launcher import lockstep as run_cli
+
+    root = make_repo(tmp_path / "code", {"train.py": "print(1)\n"})
+    (root / "train.py").write_text("print(2)  # an uncommitted edit\n")
+    (root / "helper.py").write_text("X = 1\n")
+    assert run_cli(root, "run", "--", sys.executable, "train.py").returncode == 0
+    text = run_cli(root, "show", "last", "--code")
+    assert text.returncode == 0, text.stderr
+    assert "+print(2)  # an uncommitted edit" in text.stdout
+    assert "untracked: helper.py" in text.stdout
+    as_json = json.loads(run_cli(root, "show", "last", "--code", "--json").stdout)
+    assert as_json["kind"] == "git" and len(as_json["commit"]) == 40
+    assert "-print(1)" in as_json["diff"] and as_json["files"][0]["path"] == "helper.py"
+    report = run_cli(root, "report", "last").stdout
+    assert "## Uncommitted changes" in report and "+print(2)" in report

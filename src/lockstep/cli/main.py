@@ -169,17 +169,57 @@ def runs_command(
 
 @cli.command()
 @click.argument("run")
+@click.option(
+    "--code",
+    is_flag=True,
+    help="Print the recorded code instead: commit, uncommitted diff, untracked files.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_context
-def show(obj: Context, run: str, as_json: bool) -> None:
-    """Show everything recorded about RUN."""
+def show(obj: Context, run: str, code: bool, as_json: bool) -> None:
+    """Show everything recorded about RUN (with --code, its code as recorded)."""
     from lockstep.cli import render
 
     record = obj.record(run)
-    if as_json:
+    if code:
+        _show_code(obj, record, as_json)
+    elif as_json:
         render.print_json(record.to_json())
     else:
         render.run_detail(record)
+
+
+def _show_code(obj: Context, record: Any, as_json: bool) -> None:
+    """The commit, the recorded diff as text and the untracked (or source) files."""
+    section = record.sections.get("code")
+    if not isinstance(section, dict) or "kind" not in section:
+        raise UsageError(f"run {record.name} has no recorded code")
+    diff = ""
+    if section.get("diff"):
+        diff = (
+            obj.workspace()
+            .objects.read_bytes(section["diff"]["digest"])
+            .decode("utf-8", errors="replace")
+        )
+    files = [
+        {"path": f["path"], "size": f.get("size"), "digest": f.get("digest")}
+        for f in section.get("files", [])
+    ]
+    if as_json:
+        render.print_json(
+            {
+                "kind": section["kind"],
+                "commit": section.get("commit"),
+                "branch": section.get("branch"),
+                "diff": diff,
+                "files": files,
+            }
+        )
+        return
+    label = "untracked" if section["kind"] == "git" else "source files"
+    click.echo(f"commit {section.get('commit') or '(none: outside git)'}")
+    click.echo(f"{label}: " + (", ".join(f["path"] for f in files) if files else "none"))
+    click.echo(diff if diff else "no uncommitted changes", nl=not diff.endswith("\n"))
 
 
 @cli.command()
