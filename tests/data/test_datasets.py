@@ -389,3 +389,18 @@ def test_gc_removes_a_killed_adds_partial_writes_at_once(tmp_path: Path) -> None
     gc = lockstep(root, "gc")
     assert gc.returncode == 0, gc.stderr
     assert [p for p in objects.rglob("*") if p.is_file() and p.name != ".lock"] == []
+
+
+def test_symbolic_links_in_a_dataset_are_named_not_dropped_silently(tmp_path: Path) -> None:
+    root = tmp_path / "links"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "real.txt").write_text("real\n")
+    (root / "elsewhere.txt").write_text("outside\n")
+    (root / "data" / "linked.txt").symlink_to(root / "elsewhere.txt")
+    age_files(root / "data")
+    assert lockstep(root, "init").returncode == 0
+    added = lockstep(root, "data", "add", "data", "--name", "d")
+    assert added.returncode == 0, added.stderr
+    assert "warning: 1 symbolic links under data are not versioned" in added.stderr
+    assert "linked.txt" in added.stderr
+    assert "d@v1: 1 files" in added.stdout

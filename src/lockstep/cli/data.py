@@ -59,6 +59,18 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
             )
         result = workspace.data().add(path, name=name, message=message)
         version = result.version
+        if result.skipped_links:
+            shown = ", ".join(result.skipped_links[:5])
+            more = (
+                f" and {len(result.skipped_links) - 5} more"
+                if len(result.skipped_links) > 5
+                else ""
+            )
+            click.echo(
+                f"warning: {len(result.skipped_links)} symbolic links under {path} are not "
+                f"versioned (links are not followed): {shown}{more}",
+                err=True,
+            )
         if result.created:
             click.echo(
                 f"{version.ref}: {version.file_count} files, {_size(version.size)} "

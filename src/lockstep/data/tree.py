@@ -15,11 +15,14 @@ SKIPPED_DIRS = frozenset({".git", ".lockstep", ".hg", ".svn"})
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
 
 
-def walk(root: str, shard: int = 0, shards: int = 1) -> Iterator[tuple[str, os.stat_result]]:
+def walk(
+    root: str, shard: int = 0, shards: int = 1, links: list[str] | None = None
+) -> Iterator[tuple[str, os.stat_result]]:
     """(relative path, stat) of each regular file under root, or ("", stat) for a file root.
 
     With shards > 1, only the files whose relative path hashes to shard: processes
-    forked from one parent (one hash seed) split a tree without talking.
+    forked from one parent (one hash seed) split a tree without talking. Symbolic
+    links below the root are not followed; with links, their paths are collected there.
     """
     top = os.stat(root)
     if stat.S_ISREG(top.st_mode):
@@ -46,6 +49,8 @@ def walk(root: str, shard: int = 0, shards: int = 1) -> Iterator[tuple[str, os.s
                             relative = prefix + entry.name
                             if shards == 1 or hash(relative) % shards == shard:
                                 yield relative, entry.stat(follow_symlinks=False)
+                        elif links is not None and entry.is_symlink():
+                            links.append(prefix + entry.name)
             finally:
                 os.close(fd)
     finally:

@@ -61,13 +61,15 @@ class AddResult:
     created: bool  # False: the content equals the latest version
     hashed: int  # files read this time (the rest came from the stat cache)
     stored: int  # objects new to the store
+    skipped_links: tuple[str, ...] = ()  # symbolic links under the path, not versioned
 
 
-def scan(root: Path) -> Iterator[Scanned]:
-    """Regular files under root (or root itself), with their stat keys."""
+def scan(root: Path, links: list[str] | None = None) -> Iterator[Scanned]:
+    """Regular files under root (or root itself), with their stat keys; symbolic links
+    below root are not followed (collected in links when given)."""
     top = str(root)
     prefix = top + os.sep
-    for relative, info in walk(top):
+    for relative, info in walk(top, links=links):
         yield Scanned(
             relative,
             prefix + relative if relative else top,
@@ -235,7 +237,8 @@ class DataWorkspace:
         if latest is not None and self._unchanged_since(name, root, latest):
             return AddResult(version=latest, created=False, hashed=0, stored=0)
         started_ns = time.time_ns()
-        items = sorted(scan(root), key=lambda s: s.relative)
+        links: list[str] = []
+        items = sorted(scan(root, links), key=lambda s: s.relative)
         if not items:
             raise UsageError(f"{path} holds no files to version")
         digests, hashed, stored = self.digests(root, items, store=True)
@@ -267,7 +270,13 @@ class DataWorkspace:
             ),
         )
         if latest is not None and latest.manifest_digest == manifest_digest:
-            return AddResult(version=latest, created=False, hashed=hashed, stored=stored)
+            return AddResult(
+                version=latest,
+                created=False,
+                hashed=hashed,
+                stored=stored,
+                skipped_links=tuple(sorted(links)),
+            )
         version, created = self.records.add_version(
             name=name,
             manifest_digest=manifest_digest,
@@ -276,7 +285,13 @@ class DataWorkspace:
             source_path=self._display(root),
             kind=kind,
         )
-        return AddResult(version=version, created=created, hashed=hashed, stored=stored)
+        return AddResult(
+            version=version,
+            created=created,
+            hashed=hashed,
+            stored=stored,
+            skipped_links=tuple(sorted(links)),
+        )
 
     def _unchanged_since(self, dataset: str, root: Path, latest: DatasetVersion) -> bool:
         """Whether the dataset's snapshot of root says it still holds exactly latest's
