@@ -206,3 +206,36 @@ def test_a_step_out_of_range_is_refused_and_poisons_nothing(project: Backend, st
         assert run.metric_history("b").steps.tolist() == [0, 2**63 - 1]
         run_id = run.id
     assert lockstep.get_run(run_id).status is RunStatus.FINISHED
+
+
+def test_starting_a_run_on_a_full_store_raises_lockstep_s_own_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    from tests.conftest import clean_env
+
+    script = textwrap.dedent("""
+        import os, resource, lockstep
+        from lockstep.errors import StoreError
+        lockstep.start(name="first").finish()
+        db = os.path.join(os.environ["LOCKSTEP_HOME"], "lockstep.db")
+        sizes = [os.path.getsize(p) for p in (db, db + "-wal") if os.path.exists(p)]
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max(sizes), resource.RLIM_INFINITY))
+        try:
+            with lockstep.start(params={f"p{i}": "x" * 4000 for i in range(200)}):
+                pass
+        except StoreError as exc:
+            print("refused:", str(exc).splitlines()[0])
+    """)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=clean_env(LOCKSTEP_HOME=str(tmp_path / "store")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("refused: cannot record a new run in sqlite:"), result.stdout
+    assert "check the disk space" in result.stdout

@@ -10,7 +10,7 @@ from typing import Any
 from lockstep.core.ids import new_run_id
 from lockstep.core.names import new_run_name
 from lockstep.core.query import parse_filter, parse_sort
-from lockstep.errors import UsageError
+from lockstep.errors import LockstepError, StoreError, UsageError
 from lockstep.settings import Settings
 from lockstep.tracking import active, liveness
 from lockstep.tracking.query import RunView
@@ -79,18 +79,28 @@ def begin_run(
     run_name = name or new_run_name()
     experiment_name = experiment or DEFAULT_EXPERIMENT
     pid = os.getpid()
-    workspace.meta.create_run(
-        run_id=run_id,
-        name=run_name,
-        experiment=experiment_name,
-        start_time=now,
-        host=liveness.host_name(),
-        pid=pid,
-        pid_start=liveness.process_start_time(pid),
-        params=params,
-        tags=tags,
-        note=note,
-    )
+    try:
+        workspace.meta.create_run(
+            run_id=run_id,
+            name=run_name,
+            experiment=experiment_name,
+            start_time=now,
+            host=liveness.host_name(),
+            pid=pid,
+            pid_start=liveness.process_start_time(pid),
+            params=params,
+            tags=tags,
+            note=note,
+        )
+    except LockstepError:
+        raise
+    except Exception as exc:  # a full disk, a read-only store, a database gone away
+        from lockstep.tracking.writer import brief
+
+        raise StoreError(
+            f"cannot record a new run in {workspace.meta.location}: {brief(exc)}; check the "
+            "disk space and that the store is writable"
+        ) from exc
     return Run(workspace, run_id=run_id, name=run_name, experiment=experiment_name, owner=True)
 
 
