@@ -83,6 +83,12 @@ def test_interrupted_push_completes_when_run_again(
     origin: Path, tmp_path: Path, s3_endpoint: str, s3_bucket: str
 ) -> None:
     url = f"s3://{s3_bucket}/interrupted"
+    # Enough objects that a push takes a while: the kill below lands in the middle of it.
+    (origin / "many").mkdir()
+    for i in range(3000):
+        (origin / "many" / f"{i:04d}.bin").write_bytes(os.urandom(256))
+    assert cli(origin, "data", "add", "many", "--name", "many").returncode == 0
+    total = sum(1 for p in (origin / ".lockstep" / "objects" / "blake3").rglob("*") if p.is_file())
     cli(origin, "remote", "add", "team", url, "--endpoint-url", s3_endpoint)
     env = clean_env(**S3_ENV)
     process = subprocess.Popen(
@@ -103,8 +109,23 @@ def test_interrupted_push_completes_when_run_again(
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL  # killed, not finished
+
+    def on_remote(prefix: str) -> int:
+        paginator = client.get_paginator("list_objects_v2")
+        return sum(
+            page.get("KeyCount", 0)
+            for page in paginator.paginate(Bucket=s3_bucket, Prefix=f"interrupted/{prefix}")
+        )
+
+    sent_before = on_remote("objects/")
+    assert 5 <= sent_before < total, (sent_before, total)  # the first push was cut short
+    assert on_remote("meta/") == 0  # documents go last: none names a missing object
     done = cli(origin, "push")
     assert done.returncode == 0, done.stderr
+    sent_now = int(done.stdout.split("pushed ", 1)[1].split(" ", 1)[0])
+    assert sent_now == total - sent_before  # the rest, and only the rest
+    assert on_remote("objects/") == total
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     cli(fresh, "init")

@@ -142,9 +142,10 @@ def test_ambiguous_prefix_and_name_list_candidates(store: MetaStore) -> None:
     common = 0
     while a[common] == b[common]:
         common += 1
-    if common >= 4:
-        with pytest.raises(AmbiguousRunRef):
-            store.resolve(a[:common])
+    # Ids made in the same second share their time prefix: far more than 4 characters.
+    assert common >= 4
+    with pytest.raises(AmbiguousRunRef):
+        store.resolve(a[:common])
 
 
 def test_search_filter_and_sort(store: MetaStore) -> None:

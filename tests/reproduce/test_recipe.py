@@ -21,7 +21,12 @@ def test_factors_and_swaps() -> None:
     assert a.differing(b) == ["data", "params", "seed"]
     hybrid = a.with_factor("data", b)
     assert hybrid.inputs == b.inputs and hybrid.seed == a.seed
-    assert all(f in FACTORS for f in a.differing(b))
+    # Swapping one factor closes exactly that difference, and makes another recipe.
+    for factor in a.differing(b):
+        swapped = a.with_factor(factor, b)
+        assert swapped.differing(b) == [f for f in a.differing(b) if f != factor]
+        assert swapped.digest() not in (a.digest(), b.digest())
+    assert set(FACTORS) - set(a.differing(b)) == {"code", "environment"}
 
 
 def test_digest_names_what_runs_not_where_it_was_recorded() -> None:

@@ -217,4 +217,6 @@ def test_recycled_pid_is_not_mistaken_for_the_run(project: Backend) -> None:
         pid_start=1.0,
     )
     assert liveness.reap_dead_runs(meta, grace=60) == [run_id]
-    json.dumps(meta.get_run(run_id).to_json())
+    record = meta.get_run(run_id)
+    assert record.status is RunStatus.CRASHED
+    assert json.loads(json.dumps(record.to_json()))["status"] == "crashed"
