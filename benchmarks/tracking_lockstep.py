@@ -39,6 +39,22 @@ def log_throughput(keys: int = 10, steps: int = 100_000) -> dict[str, float]:
     }
 
 
+def log_end_to_end(keys: int = 10, steps: int = 100_000) -> dict[str, float]:
+    """The same logging in a fresh process, timed from `import lockstep` (SQLAlchemy, the
+    store's first open) to the run finished and one series read back, as MLflow's side."""
+    start = time.perf_counter()
+    import lockstep
+
+    names = [f"metric_{i}" for i in range(keys)]
+    with lockstep.start(experiment="bench") as run:
+        for step in range(steps):
+            run.log(dict.fromkeys(names, step * 0.001), step=step)
+    series = lockstep.get_run(run.id).metric_history("metric_0")
+    elapsed = time.perf_counter() - start
+    assert len(series) == steps, len(series)
+    return {"points": keys * steps, "points_per_s": keys * steps / elapsed, "seconds": elapsed}
+
+
 def _populate(runs: int, params: int = 10, metrics: int = 10) -> None:
     """Insert runs in bulk straight into the store (setup only, not what is measured)."""
     import random
@@ -152,6 +168,7 @@ def history(points: int = 1_000_000, repeat: int = 7) -> dict[str, float]:
 
 CASES = {
     "log": log_throughput,
+    "log_end_to_end": log_end_to_end,
     "search_1k": lambda: search(1_000, None),
     "search_1k_page": lambda: search(1_000, 100),
     "search_100k": lambda: search(100_000, 100),

@@ -32,6 +32,25 @@ def log_per_call(home: str, calls: int = 300) -> dict[str, float]:
     return {"points": calls, "points_per_s": calls / elapsed}
 
 
+def log_metrics(home: str, *, asynchronous: bool, steps: int, keys: int = 10) -> dict[str, float]:
+    """Like lockstep's case: one call per step with `keys` keys (`mlflow.log_metrics`), in a
+    fresh process from `import mlflow` to the run ended and one series read back."""
+    start = time.perf_counter()
+    import mlflow
+
+    client = _client(home)
+    names = [f"metric_{k}" for k in range(keys)]
+    with mlflow.start_run() as run:
+        for step in range(steps):
+            mlflow.log_metrics(
+                dict.fromkeys(names, step * 0.001), step=step, synchronous=not asynchronous
+            )
+    history = client.get_metric_history(run.info.run_id, "metric_0")  # type: ignore[attr-defined]
+    elapsed = time.perf_counter() - start
+    assert len(history) == steps, len(history)
+    return {"points": steps * keys, "steps": steps, "points_per_s": steps * keys / elapsed}
+
+
 def log_batch(home: str, keys: int = 10, steps: int = 2_000) -> dict[str, float]:
     import mlflow
     from mlflow.entities import Metric
@@ -100,6 +119,8 @@ def history(home: str, points: int = 20_000, repeat: int = 5) -> dict[str, float
 
 
 CASES = {
+    "log_metrics_sync": lambda home: log_metrics(home, asynchronous=False, steps=1_000),
+    "log_metrics_async": lambda home: log_metrics(home, asynchronous=True, steps=5_000),
     "log_per_call": log_per_call,
     "log_batch": log_batch,
     "search_1k": search,

@@ -13,6 +13,7 @@ metadata store loads so the walk overlaps its import.
 
 from __future__ import annotations
 
+import contextlib
 import marshal
 import os
 import struct
@@ -170,6 +171,12 @@ class Snapshots:
         return Snapshot(root, against, stats, digests)
 
     def save(self, dataset: str, snapshot: Snapshot) -> None:
+        """Keep a snapshot for the next status; a store that cannot take it (read-only, full)
+        only makes that status slower."""
+        with contextlib.suppress(OSError):
+            self._save(dataset, snapshot)
+
+    def _save(self, dataset: str, snapshot: Snapshot) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         target = self._path(dataset)
         temporary = target.with_name(f".{target.name}.{os.getpid()}")

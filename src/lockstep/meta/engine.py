@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,16 +36,43 @@ def create_engine(url: str) -> sa.Engine:
     raise StoreError(f"unsupported metadata URL {url!r}; use sqlite:/// or postgresql+psycopg://")
 
 
+def read_only_path(url: str) -> str | None:
+    """The database file of a SQLite URL when it can only be read (its directory is on a
+    read-only filesystem or not writable for this user); None otherwise."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    path = parsed.database
+    if not os.path.isfile(path):
+        return None
+    return None if os.access(os.path.dirname(os.path.abspath(path)), os.W_OK) else path
+
+
 def _sqlite_engine(url: str) -> sa.Engine:
-    engine = sa.create_engine(
-        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
-    )
+    read_only = read_only_path(url)
+    connect_args: dict[str, Any] = {
+        "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+        "check_same_thread": False,
+    }
+    if read_only is not None:
+        # Readable where nothing can be written: without a WAL left over the file is
+        # complete and immutable (no lock files needed); with one, SQLite reads it in place.
+        wal = os.path.exists(read_only + "-wal")
+        uri = f"file:{read_only}?mode=ro" + ("" if wal else "&immutable=1")
+        connect_args["uri"] = True
+        engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, **connect_args))
+    else:
+        engine = sa.create_engine(url, connect_args=connect_args)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        if read_only is not None:
+            cursor.execute("PRAGMA query_only=ON")
+            cursor.close()
+            return
         cursor.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode never corrupts; a power cut may lose the last commits only.
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -57,6 +86,11 @@ def _sqlite_engine(url: str) -> sa.Engine:
         # SQLITE_BUSY under WAL; taking the write lock up front makes writers queue
         # on busy_timeout instead.
         if connection.get_execution_options().get(_WRITE):
+            if read_only is not None:
+                raise StoreError(
+                    f"the store at {os.path.dirname(read_only)} is read-only: it can be read, "
+                    "not changed (work on a writable copy, or remount it writable)"
+                )
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             connection.exec_driver_sql("BEGIN")

@@ -86,15 +86,21 @@ def _batches(items: Sequence[str]) -> Iterable[Sequence[str]]:
 class MetaStore:
     """All SQL the rest of lockstep needs, behind plain methods."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, read_only: bool = False) -> None:
         self.engine = engine
+        # A store on a read-only filesystem: everything reads, nothing writes (and
+        # housekeeping such as reaping dead runs is left for a writable open).
+        self.read_only = read_only
 
     @classmethod
     def open(cls, url: str, *, create: bool = True) -> MetaStore:
         """Open the store at url; a new database gets the schema, an old one must migrate."""
+        from lockstep.meta.engine import read_only_path
+
         engine = create_engine(url)
-        migrate.check(engine, create=create)
-        return cls(engine)
+        read_only = read_only_path(url) is not None
+        migrate.check(engine, create=create and not read_only)
+        return cls(engine, read_only=read_only)
 
     def close(self) -> None:
         self.engine.dispose()

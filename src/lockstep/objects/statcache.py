@@ -21,7 +21,30 @@ def stat_key(stat: os.stat_result) -> StatKey:
 
 class StatCache:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = False
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not os.access(path.parent, os.W_OK):
+                raise PermissionError(path.parent)
+            self._open(path)
+        except (OSError, sqlite3.OperationalError):
+            # A read-only store: read what the cache knows, learn nothing new (a cache
+            # only saves reading files again).
+            self.read_only = True
+            self._db = sqlite3.connect("file::memory:", isolation_level=None, uri=True)
+            self._db.execute(
+                "CREATE TABLE stat_cache (path TEXT PRIMARY KEY, dev INTEGER, "
+                "ino INTEGER, size INTEGER, mtime_ns INTEGER, digest TEXT)"
+            )
+            if path.is_file():
+                try:
+                    self._db.execute("ATTACH DATABASE ? AS known", (f"file:{path}?mode=ro",))
+                    self._db.execute("INSERT INTO stat_cache SELECT * FROM known.stat_cache")
+                    self._db.execute("DETACH DATABASE known")
+                except sqlite3.Error:
+                    pass  # unreadable too: start empty
+
+    def _open(self, path: Path) -> None:
         self._db = sqlite3.connect(path, timeout=60, isolation_level=None)
         # Two processes creating the cache at once: switching to WAL does not wait on the
         # busy timeout, so the loser retries (only ever on a new cache file).
@@ -31,9 +54,9 @@ class StatCache:
                 if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     self._db.execute("PRAGMA journal_mode=WAL")
                 break
-            except sqlite3.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise  # not a race with another creator: read-only, damaged, ...
                 time.sleep(0.02)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(

@@ -51,6 +51,8 @@ def is_dead(run: LiveRun, *, host: str, now: float, grace: float) -> bool:
 
 def reap_dead_runs(meta: MetaStore, *, grace: float) -> list[str]:
     """Mark every run whose process died while running as crashed; returns their ids."""
+    if meta.read_only:
+        return []  # a read-only store is shown as it is
     host, now = host_name(), time.time()
     dead = [run for run in meta.live_runs() if is_dead(run, host=host, now=now, grace=grace)]
     for run in dead:
