@@ -266,3 +266,17 @@ def test_audit_every_watches_every_kth_step(tmp_path: Path) -> None:
     assert fingerprints["every"] == 2 and len(fingerprints["steps"]) == 3
     text = lockstep(tmp_path, "audit", "--steps", "2", "--", sys.executable, "t.py")
     assert text.returncode == 0 and "no divergence" in text.stdout
+
+
+def test_max_source_files_caps_the_snapshot_outside_git(tmp_path: Path) -> None:
+    project = tmp_path / "plain"
+    project.mkdir()
+    for i in range(5):
+        (project / f"m{i}.py").write_text(f"X = {i}\n")
+    assert lockstep(project, "init").returncode == 0
+    (project / ".lockstep" / "config.toml").write_text("[capture]\nmax_source_files = 3\n")
+    ran = lockstep(project, "run", "--", sys.executable, "m0.py")
+    assert ran.returncode == 0
+    assert "more than 3 source files; recorded the first 3 only" in ran.stderr
+    code = show(project)["code"]
+    assert code["kind"] == "files" and code["truncated"] is True and len(code["files"]) == 3

@@ -279,3 +279,68 @@ def test_a_hostile_run_document_on_s3_is_refused(
     assert pulled.returncode == 1
     assert "refused runs/" in pulled.stderr and "artifacts[0].path must be" in pulled.stderr
     assert json.loads(lockstep(victim, "runs", "--json").stdout) == []
+
+
+@pytest.mark.parametrize("name", ["../up", "a/b", "with space", "x@y"])
+def test_remote_names_outside_the_character_set_are_refused(tmp_path: Path, name: str) -> None:
+    assert lockstep(tmp_path, "init").returncode == 0
+    added = lockstep(tmp_path, "remote", "add", name, str(tmp_path / "r"))
+    assert added.returncode == 2 and added.stderr.startswith("error: remote name")
+    config = tmp_path / ".lockstep" / "config.toml"
+    assert not config.exists() or name not in config.read_text()
+
+
+def test_s3_failures_are_one_line_saying_what_to_do(
+    tmp_path: Path, s3_endpoint: str, s3_bucket: str
+) -> None:
+    import socket
+
+    from tests.conftest import S3_ENV
+
+    (tmp_path / "f.txt").write_text("x\n")
+    assert lockstep(tmp_path, "init").returncode == 0
+    assert lockstep(tmp_path, "data", "add", "f.txt", "--name", "f").returncode == 0
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    cases: list[tuple[str, str, str, dict[str, str], str]] = [
+        ("down", f"s3://{s3_bucket}/x", dead, S3_ENV, "cannot reach remote"),
+        (
+            "nobucket",
+            "s3://no-such-bucket-lockstep/x",
+            s3_endpoint,
+            S3_ENV,
+            "bucket 'no-such-bucket-lockstep' of remote",
+        ),
+        (
+            "nocreds",
+            f"s3://{s3_bucket}/x",
+            s3_endpoint,
+            {
+                "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+                "AWS_CONFIG_FILE": str(tmp_path / "none"),
+            },
+            "no S3 credentials",
+        ),
+    ]
+    for name, url, endpoint, env, words in cases:
+        assert (
+            lockstep(tmp_path, "remote", "add", name, url, "--endpoint-url", endpoint).returncode
+            == 0
+        )
+        pushed = lockstep(
+            tmp_path,
+            "push",
+            name,
+            env=env,
+            drop=tuple(
+                k
+                for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE")
+                if k not in env
+            ),
+            timeout=120,
+        )
+        assert pushed.returncode == 1, (name, pushed.stdout, pushed.stderr)
+        errors = [line for line in pushed.stderr.splitlines() if line.startswith("error")]
+        assert len(errors) == 1 and words in errors[0], (name, pushed.stderr)
+        assert "unexpected" not in pushed.stderr and "Traceback" not in pushed.stderr

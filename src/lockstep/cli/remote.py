@@ -64,9 +64,11 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
         obj: Any, name: str, url: str, endpoint_url: str | None, make_default: bool
     ) -> None:
         """Add remote NAME at URL (s3://bucket/prefix or a directory path)."""
+        from lockstep.core import validate
         from lockstep.objects.remote import open_remote
         from lockstep.settings import write_config
 
+        validate.name(name, "remote name")
         workspace = obj.workspace(create=True)
         open_remote(url, endpoint_url)  # refuse malformed URLs now, not at push time
         config = {

@@ -117,16 +117,26 @@ class S3Remote:
         self.endpoint_url = endpoint_url
         # One client shared by the transfer threads (boto3 clients are thread-safe). A
         # short connect timeout: an endpoint that is down is said in seconds, not minutes.
-        self.client = boto3.client(
-            "s3",
-            endpoint_url=endpoint_url,
-            config=Config(
-                max_pool_connections=32,
-                connect_timeout=5,
-                read_timeout=120,
-                retries={"max_attempts": 3, "mode": "standard"},
-            ),
-        )
+        import botocore.exceptions as boto
+
+        try:
+            self.client = boto3.client(
+                "s3",
+                endpoint_url=endpoint_url,
+                config=Config(
+                    max_pool_connections=32,
+                    connect_timeout=5,
+                    read_timeout=120,
+                    retries={"max_attempts": 3, "mode": "standard"},
+                ),
+            )
+        except boto.ProfileNotFound as exc:
+            raise RemoteError(
+                f"remote {url}: AWS profile {exc.kwargs.get('profile')!r} is not in the AWS "
+                "config files; fix AWS_PROFILE or add the profile"
+            ) from None
+        except boto.BotoCoreError as exc:
+            raise RemoteError(f"remote {url}: {exc}") from None
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
