@@ -270,21 +270,16 @@ class DataWorkspace:
             ),
         )
         if latest is not None and latest.manifest_digest == manifest_digest:
-            return AddResult(
-                version=latest,
-                created=False,
-                hashed=hashed,
-                stored=stored,
-                skipped_links=tuple(sorted(links)),
+            version, created = latest, False
+        else:
+            version, created = self.records.add_version(
+                name=name,
+                manifest_digest=manifest_digest,
+                files=entries,
+                message=message,
+                source_path=self._display(root),
+                kind=kind,
             )
-        version, created = self.records.add_version(
-            name=name,
-            manifest_digest=manifest_digest,
-            files=entries,
-            message=message,
-            source_path=self._display(root),
-            kind=kind,
-        )
         return AddResult(
             version=version,
             created=created,
