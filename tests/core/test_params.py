@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -75,3 +76,30 @@ def test_assignment_without_equals_is_a_usage_error() -> None:
 def test_empty_key_is_refused() -> None:
     with pytest.raises(UsageError):
         flatten({"": 1})
+
+
+def test_integers_past_64_bits_and_past_a_double_are_kept_whole(tmp_path: Path) -> None:
+    import json as json_module
+    import sys
+
+    from tests.tracking.test_launcher import lockstep
+
+    huge = "1" + "0" * 400  # past a double's range
+    assert lockstep(tmp_path, "init").returncode == 0
+    ran = lockstep(
+        tmp_path,
+        "run",
+        "-p",
+        f"big={huge}",
+        "-p",
+        "seed=99999999999999999999",
+        "--",
+        sys.executable,
+        "-c",
+        "pass",
+    )
+    assert ran.returncode == 0, ran.stderr
+    params = json_module.loads(lockstep(tmp_path, "show", "last", "--json").stdout)["params"]
+    assert params == {"big": int(huge), "seed": 99999999999999999999}
+    found = lockstep(tmp_path, "runs", "-f", "params.seed > 1000", "--json")
+    assert found.returncode == 0 and len(json_module.loads(found.stdout)) == 1

@@ -24,7 +24,6 @@ class EncodedParam:
 
 
 MAX_DEPTH = 64
-_INT64 = (-(2**63), 2**63 - 1)
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "", depth: int = 0) -> dict[str, Any]:
@@ -76,17 +75,16 @@ def encode(key: str, value: Any) -> EncodedParam:
 
 def _encode(key: str, value: Any) -> EncodedParam:
     plain = _jsonable(value)
-    in_range = _INT64[0] <= plain <= _INT64[1] if isinstance(plain, int) else True
-    if not in_range:
-        raise UsageError(
-            f"parameter {key!r}: integer out of range (64 bits: -2**63 to 2**63 - 1); "
-            "give it as a string to keep it whole"
-        )
     num: float | None
     if isinstance(plain, bool):
         kind, num = "bool", float(plain)
     elif isinstance(plain, int):
-        kind, num = "int", float(plain)
+        # Kept whole in its JSON text; compared by filters as a double, and not at all
+        # past a double's range (10**400 is a valid parameter, just not a sortable one).
+        try:
+            kind, num = "int", float(plain)
+        except OverflowError:
+            kind, num = "int", None
     elif isinstance(plain, float):
         kind, num = "float", plain if math.isfinite(plain) else None
     elif plain is None:
