@@ -155,7 +155,7 @@ MAX_SCRIPT_SEEDS = 20
 
 
 def _wrap_seeder(
-    owner: Any, attribute: str, label: str, calls: list[Any], skip: tuple[str, ...], root: str
+    owner: Any, attribute: str, label: str, calls: list[Any], skip: Any, root: str
 ) -> None:
     original = getattr(owner, attribute, None)
     if original is None or getattr(original, "_lockstep_seeder", False):
@@ -165,7 +165,7 @@ def _wrap_seeder(
         try:
             frame = sys._getframe(1)
             filename = frame.f_code.co_filename
-            mine = not filename.startswith(skip) and not filename.startswith("<frozen")
+            mine = not filename.startswith(skip()) and not filename.startswith("<frozen")
             if mine and len(calls) < MAX_SCRIPT_SEEDS:
                 where = filename
                 if root and filename.startswith(root.rstrip(os.sep) + os.sep):
@@ -185,10 +185,10 @@ def _wrap_seeder(
         setattr(owner, attribute, seeder)
 
 
-def watch_script_seeding(calls: list[Any], skip: tuple[str, ...], root: str) -> None:
+def watch_script_seeding(calls: list[Any], skip: Any, root: str) -> None:
     """Record the program's own global seeding calls into calls, now and at later imports.
 
-    Call after lockstep has seeded (its own calls are not the program's; skip names the
+    Call after lockstep has seeded (its own calls are not the program's; skip() gives the
     directories whose calls are not the program's either: lockstep, stdlib, site-packages).
     """
 

@@ -247,7 +247,7 @@ def compare_files(path: str, a: bytes, b: bytes, tolerance: Tolerance) -> Findin
     )
 
 
-def _run_masks(record: RunRecord, extra: tuple[str, ...]) -> Masks:
+def run_masks(record: RunRecord, extra: tuple[str, ...]) -> Masks:
     """Volatile text of one run: built-in patterns, the user's, and the run's own names."""
     command = record.sections.get("command", {})
     literals = [(record.id, "<run-id>")]
@@ -290,9 +290,20 @@ def compare_status(a: RunRecord, b: RunRecord) -> Finding:
     )
 
 
-def _printed(record: RunRecord, stream: str, read_object: Callable[[str], bytes]) -> bytes | None:
+def _stream(record: RunRecord, stream: str) -> dict[str, Any] | None:
+    """The recorded entry of a printed stream (digest, size, incomplete), if any."""
     entry = record.sections.get("command", {}).get(stream)
     if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
+        return None
+    return entry
+
+
+def printed_output(
+    record: RunRecord, stream: str, read_object: Callable[[str], bytes]
+) -> bytes | None:
+    """What a run printed on stdout or stderr, as stored; None when it was not recorded."""
+    entry = _stream(record, stream)
+    if entry is None:
         return None
     if entry.get("size") == 0:
         return b""
@@ -310,31 +321,31 @@ def compare_printed(
     tolerance: Tolerance,
 ) -> Finding | None:
     """One printed stream of both runs; None when neither printed anything."""
-    text_a, text_b = _printed(a, stream, read_object), _printed(b, stream, read_object)
-    if not text_a and not text_b:
+    entries = {side: _stream(record, stream) for side, record in (("A", a), ("B", b))}
+    if not any(e and (e.get("size", 1) or e.get("lost_bytes")) for e in entries.values()):
         return None
-    cut = [
-        side
-        for side, record in (("A", a), ("B", b))
-        if record.sections.get("command", {}).get(stream, {}).get("incomplete")
-    ]
-    if cut:
+    cut = [side for side, entry in entries.items() if entry and entry.get("incomplete")]
+    if cut:  # judged from the record alone: nothing to read
         return Finding(
             kind="output",
             name=stream,
             status=DIFFERS,
             detail=f"run {' and '.join(cut)} could not store all its {stream}: not comparable",
         )
+    text_a, text_b = printed_output(a, stream, read_object), printed_output(b, stream, read_object)
     if text_a is None or text_b is None:
-        side = "A" if text_b is None else "B"
+        missing = [side for side, text in (("A", text_a), ("B", text_b)) if text is None]
         return Finding(
-            kind="output", name=stream, status=DIFFERS, detail=f"recorded only in run {side}"
+            kind="output",
+            name=stream,
+            status=DIFFERS,
+            detail=f"not recorded or not in the store for run {' and '.join(missing)}",
         )
     result = compare_text(
         text_a,
         text_b,
-        _run_masks(a, tolerance.masks),
-        _run_masks(b, tolerance.masks),
+        run_masks(a, tolerance.masks),
+        run_masks(b, tolerance.masks),
         tolerance.rtol_for(stream),
         tolerance.atol,
     )
@@ -437,7 +448,7 @@ def compare_runs(
     if a.status is not RunStatus.FINISHED and status.status == IDENTICAL:
         notes.append(f"both runs ended {a.status}: what is compared is how they failed")
     statuses = {f.status for f in (status, *results)}
-    if status.status == DIFFERS or DIFFERS in statuses:
+    if DIFFERS in statuses:
         verdict = Verdict.NOT_REPRODUCED
     elif not results:
         verdict = Verdict.UNVERIFIABLE

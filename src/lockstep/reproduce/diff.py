@@ -218,10 +218,9 @@ def diff_runs(
             printed[stream] = stream_finding.detail
     if printed:
         out["printed"] = printed
-    if a.status != b.status or a.sections.get("command", {}).get("exit_code") != b.sections.get(
-        "command", {}
-    ).get("exit_code"):
-        out["status"] = compare_status(a, b).to_json()
+    ended = compare_status(a, b)
+    if ended.status != IDENTICAL:
+        out["status"] = ended.to_json()
     outputs_a = {x.path: (x.digest, x.size) for x in a.artifacts if x.kind != "input"}
     outputs_b = {x.path: (x.digest, x.size) for x in b.artifacts if x.kind != "input"}
     outputs = _files_diff(outputs_a, outputs_b)

@@ -199,13 +199,13 @@ def script_seeding(run: RunRecord) -> list[dict[str, Any]]:
 def _printed_numbers(
     workspace: Workspace, record: RunRecord, tolerance: Tolerance
 ) -> tuple[tuple[str, ...], list[float]] | None:
-    from lockstep.reproduce.compare import _printed, _run_masks
+    from lockstep.reproduce.compare import printed_output, run_masks
     from lockstep.reproduce.printed import numbers_in
 
-    data = _printed(record, "stdout", workspace.objects.read_bytes)
+    data = printed_output(record, "stdout", workspace.objects.read_bytes)
     if not data:
         return None
-    return numbers_in(data, _run_masks(record, tolerance.masks))
+    return numbers_in(data, run_masks(record, tolerance.masks))
 
 
 def seed_noise(

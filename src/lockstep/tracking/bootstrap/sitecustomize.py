@@ -97,11 +97,17 @@ def _lockstep_bootstrap() -> None:
     if seeding is not None:
         # Seeds the program sets itself, with where it set them (lockstep's own calls and
         # libraries' internal ones are not the program's).
+        # Found at the first seeding call, not at every interpreter start: the stdlib and
+        # site-packages paths cost the sysconfig import.
+        skipped: list[tuple[str, ...]] = []
+
+        def skip():  # type: ignore[no-untyped-def]
+            if not skipped:
+                roots = [package] + (iohook.default_ignores() if recorder is not None else [])
+                skipped.append(tuple(p.rstrip(os.sep) + os.sep for p in roots))
+            return skipped[0]
+
         try:
-            skip = tuple(
-                p.rstrip(os.sep) + os.sep
-                for p in ([package] + (iohook.default_ignores() if recorder is not None else []))
-            )
             seeding.watch_script_seeding(
                 script_seeds, skip, os.environ.get("LOCKSTEP_PROJECT_ROOT", "")
             )
