@@ -45,7 +45,15 @@ if TYPE_CHECKING:
     from lockstep.tracking.run import Run
 
 
+# Subpackages reachable as attributes (``lockstep.models.get``) without importing them first.
+_SUBPACKAGES = ("data", "models")
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"lockstep.{name}")
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module 'lockstep' has no attribute {name!r}")

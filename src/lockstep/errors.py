@@ -9,6 +9,7 @@
     ├── RunNotFound(LookupError)           no run matches a reference
     │   └── AmbiguousRunRef                several runs match a prefix or a name
     ├── DatasetNotFound(LookupError)       no dataset or version matches a reference
+    ├── ModelNotFound(LookupError)         no model, version or alias matches a reference
     ├── StoreError                         the store cannot be used as it is
     │   ├── StoreNotFound(FileNotFoundError)
     │   ├── StoreTooNew                    written by a newer lockstep
@@ -18,6 +19,7 @@
     │   ├── RemoteDocumentRefused          a remote's document fails validation
     │   └── RemoteError                    a remote cannot be reached or used
     ├── RunStateError(RuntimeError)        an operation the run's state forbids
+    ├── PromotionRefused                   an alias move the model's run does not earn
     └── RebuildError                       a run's code, data or environment cannot be rebuilt
 
 Each message says what to do next. Context travels as attributes so callers
@@ -120,6 +122,17 @@ class DatasetNotFound(LockstepError, LookupError):
         )
 
 
+class ModelNotFound(LockstepError, LookupError):
+    """No model, model version or alias matches the reference."""
+
+    def __init__(self, ref: str, hint: str = "") -> None:
+        self.ref = ref
+        super().__init__(
+            f"no model version matches {ref!r}; "
+            + (hint or "list models with `lockstep models ls`")
+        )
+
+
 class StoreError(LockstepError):
     """The store cannot be used as it is."""
 
@@ -203,6 +216,17 @@ class RemoteError(StoreError):
 
 class RunStateError(LockstepError, RuntimeError):
     """The run's state does not allow the operation."""
+
+
+class PromotionRefused(LockstepError):
+    """An alias may only point at a version whose run meets the requirement."""
+
+    def __init__(self, ref: str, alias: str, requirement: str, reason: str) -> None:
+        self.ref = ref
+        self.alias = alias
+        self.requirement = requirement
+        self.reason = reason
+        super().__init__(f"refused to point {alias} at {ref} (requires {requirement}): {reason}")
 
 
 class RebuildError(LockstepError):

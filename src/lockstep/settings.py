@@ -143,13 +143,23 @@ def check_config(config: Mapping[str, Any], path: Path) -> None:
     def bad(where: str, value: Any, must: str) -> UsageError:
         return UsageError(f"{path}: {where} must be {must}, not {value!r}; fix the file")
 
-    for table in ("meta", "capture", "data", "core", "remotes"):
+    for table in ("meta", "capture", "data", "core", "remotes", "models"):
         if table in config and not isinstance(config[table], dict):
             raise bad(f"[{table}]", config[table], "a table")
     for (table, key), (check, must) in _CONFIG_RULES.items():
         section = config.get(table, {})
         if key in section and not check(section[key]):
             raise bad(f"[{table}] {key}", section[key], must)
+    levels = ("none", "reproduced", "within-noise")
+    require = config.get("models", {}).get("require")
+    if require is not None:
+        wanted = require.values() if isinstance(require, dict) else [require]
+        if not all(isinstance(level, str) and level in levels for level in wanted):
+            raise bad(
+                "[models] require",
+                require,
+                f"one of {', '.join(levels)}, or a table of alias patterns to one of them",
+            )
     for name, remote in config.get("remotes", {}).items():
         if not isinstance(remote, dict) or not isinstance(remote.get("url"), str):
             raise bad(f"[remotes.{name}]", remote, 'a table with url = "..."')

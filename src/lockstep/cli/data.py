@@ -237,16 +237,31 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
         click.echo(f"deleted {version.ref}")
 
     @cli.command()
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @pass_context
-    def fsck(obj: Any) -> int:
-        """Re-hash every object; name each corrupt or missing one (exit 1 if any)."""
+    def fsck(obj: Any, as_json: bool) -> int:
+        """Re-hash every object; name each corrupt or missing one and the model versions
+        they break (exit 1 if any)."""
         from lockstep.data.maintenance import fsck as run_fsck
 
         report = run_fsck(obj.workspace())
+        if as_json:
+            render.print_json(
+                {
+                    "ok": report.ok,
+                    "checked": report.checked,
+                    "corrupt": report.corrupt,
+                    "missing": report.missing,
+                    "models": report.models,
+                }
+            )
+            return 0 if report.ok else 1
         for digest in report.corrupt:
             click.echo(f"corrupt: {digest}", err=True)
         for digest in report.missing:
             click.echo(f"missing: {digest}", err=True)
+        for ref in report.models:
+            click.echo(f"model version {ref} has a corrupt or missing file", err=True)
         click.echo(
             f"checked {report.checked} objects: "
             + (

@@ -798,9 +798,10 @@ def migrate(obj: Context) -> None:
 
 
 def _register_more() -> None:
-    from lockstep.cli import data, remote
+    from lockstep.cli import data, models, remote
 
     data.register(cli, pass_context)
+    models.register(cli, pass_context)
     remote.register(cli, pass_context)
 
 
@@ -836,13 +837,19 @@ def run_cli(argv: list[str] | None = None) -> int:
 
 
 def _report(exc: Exception, debug: bool) -> int:
-    from lockstep.errors import DatasetNotFound, LockstepError, RunNotFound, UsageError
+    from lockstep.errors import (
+        DatasetNotFound,
+        LockstepError,
+        ModelNotFound,
+        RunNotFound,
+        UsageError,
+    )
 
     if debug:
         import traceback
 
         traceback.print_exception(exc)
-    if isinstance(exc, (UsageError, RunNotFound, DatasetNotFound)):
+    if isinstance(exc, (UsageError, RunNotFound, DatasetNotFound, ModelNotFound)):
         click.echo(f"error: {exc}", err=True)
         return EXIT_USAGE
     if isinstance(exc, LockstepError):

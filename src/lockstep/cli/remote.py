@@ -114,8 +114,8 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
     @cli.command()
     @click.argument("name", required=False)
     @pass_context
-    def push(obj: Any, name: str | None) -> None:
-        """Send objects the remote lacks, then the runs' and datasets' metadata."""
+    def push(obj: Any, name: str | None) -> int:
+        """Send objects the remote lacks, then the runs', datasets' and models' metadata."""
         from lockstep.data.sync import push as push_all
 
         workspace = obj.workspace()
@@ -125,14 +125,18 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
             report = push_all(workspace, target, progress)
         click.echo(
             f"pushed {report.objects_sent} objects ({report.objects_present} already "
-            f"there), {report.runs} runs, {report.datasets} datasets to {target.url}"
+            f"there), {report.runs} runs, {report.datasets} datasets, {report.models} models "
+            f"to {target.url}"
         )
+        for conflict in report.conflicts:
+            click.echo(f"conflict: {conflict}", err=True)
+        return 1 if report.conflicts else 0
 
     @cli.command()
     @click.argument("name", required=False)
     @pass_context
     def pull(obj: Any, name: str | None) -> int:
-        """Fetch the remote's runs and datasets and the objects missing here."""
+        """Fetch the remote's runs, datasets and models and the objects missing here."""
         from lockstep.data.sync import pull as pull_all
 
         workspace = obj.workspace(create=True)
@@ -142,7 +146,7 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
             report = pull_all(workspace, source, progress)
         click.echo(
             f"pulled {report.objects_sent} objects, {report.runs} runs, "
-            f"{report.datasets} datasets from {source.url}"
+            f"{report.datasets} datasets, {report.models} models from {source.url}"
             + (
                 f" ({report.runs_updated} runs that had not ended then, updated)"
                 if report.runs_updated

@@ -87,3 +87,11 @@ def text(value: Any, field: str, *, optional: bool = False, limit: int = 1 << 20
     if not isinstance(value, str) or len(value) > limit or "\x00" in value:
         raise InvalidValue(field, value, f"a string of at most {limit} characters")
     return value
+
+
+def alias(value: Any, field: str = "alias") -> str:
+    """A model alias: a name (no spaces, slashes or @) that cannot read as a version."""
+    name(value, field)
+    if value == "latest" or (value[:1] == "v" and value[1:].isdigit()):
+        raise InvalidValue(field, value, "a name that does not read as a version (vN, latest)")
+    return str(value)

@@ -1,4 +1,4 @@
-"""Documents from a remote (datasets, manifests, runs), checked before anything in them is used.
+"""Remote documents (datasets, models, manifests, runs), checked before anything in them is used.
 
 A remote is someone else's disk: every path, digest, name and mode in what it
 serves is validated here, and a document that fails is refused whole with one
@@ -62,6 +62,54 @@ def check_dataset(raw: Any, document: str) -> dict[str, Any]:
                 raise InvalidValue(f"{where}.kind", version.get("kind"), "'file' or 'dir'")
             for j, tag in enumerate(_list(version.get("tags", []), f"{where}.tags")):
                 validate.name(tag, f"{where}.tags[{j}]")
+    except InvalidValue as exc:
+        raise _refuse(document, exc) from None
+    return doc
+
+
+def check_model(raw: Any, document: str) -> dict[str, Any]:
+    """A model document: per version a number, manifest digest, producing run, summary and
+    tags; the aliases, each pointing at one of those versions; every move of each alias."""
+    try:
+        doc = _object(raw, "document")
+        validate.name(doc.get("name"), "name")
+        numbers: set[int] = set()
+        for i, item in enumerate(_list(doc.get("versions"), "versions")):
+            where = f"versions[{i}]"
+            version = _object(item, where)
+            numbers.add(validate.integer(version.get("number"), f"{where}.number", 1, 2**31))
+            validate.digest(version.get("manifest"), f"{where}.manifest")
+            _number(version.get("created_at"), f"{where}.created_at")
+            validate.text(version.get("message"), f"{where}.message", optional=True)
+            if version.get("run") is not None:
+                validate.run_id(version["run"], f"{where}.run")
+            validate.text(version.get("created_by", ""), f"{where}.created_by", limit=255)
+            _check_digests(_object(version.get("summary", {}), f"{where}.summary"), where)
+            for key, value in _object(version.get("tags", {}), f"{where}.tags").items():
+                validate.name(key, f"{where}.tags key")
+                validate.text(value, f"{where}.tags.{key}", limit=4096)
+        for alias, number in _object(doc.get("aliases", {}), "aliases").items():
+            validate.alias(alias, "aliases")
+            if number not in numbers:
+                raise InvalidValue(f"aliases.{alias}", number, "a version number of this model")
+        for i, item in enumerate(_list(doc.get("alias_history", []), "alias_history")):
+            where = f"alias_history[{i}]"
+            move = _object(item, where)
+            validate.alias(move.get("alias"), f"{where}.alias")
+            for end in ("from", "to"):
+                if move.get(end) is not None:
+                    validate.integer(move[end], f"{where}.{end}", 1, 2**31)
+            _number(move.get("at"), f"{where}.at")
+            for key in ("host", "user"):
+                validate.text(move.get(key), f"{where}.{key}", limit=255)
+            validate.text(move.get("note", ""), f"{where}.note", limit=4096)
+            entry_key: Any = move.get("key")
+            if (
+                not isinstance(entry_key, str)
+                or len(entry_key) != 32
+                or not set(entry_key) <= set("0123456789abcdef")
+            ):
+                raise InvalidValue(f"{where}.key", entry_key, "32 lowercase hex digits")
     except InvalidValue as exc:
         raise _refuse(document, exc) from None
     return doc
@@ -133,10 +181,13 @@ def check_run(raw: Any, document: str) -> dict[str, Any]:
             validate.relative_path(
                 _object(entry, "read_then_written").get("path"), f"read_then_written[{i}].path"
             )
-        for i, item in enumerate(_list(doc.get("datasets", []), "datasets")):
-            link = _object(item, f"datasets[{i}]")
-            validate.name(link.get("dataset"), f"datasets[{i}].dataset")
-            validate.integer(link.get("version"), f"datasets[{i}].version", 1, 2**31)
+        for kind, key in (("datasets", "dataset"), ("models", "model")):
+            for i, item in enumerate(_list(doc.get(kind, []), kind)):
+                link = _object(item, f"{kind}[{i}]")
+                validate.name(link.get(key), f"{kind}[{i}].{key}")
+                validate.integer(link.get("version"), f"{kind}[{i}].version", 1, 2**31)
+                if link.get("role") not in ("input", "output"):
+                    raise InvalidValue(f"{kind}[{i}].role", link.get("role"), "input | output")
     except InvalidValue as exc:
         raise _refuse(document, exc) from None
     return doc

@@ -1,5 +1,5 @@
 """Keep the object store honest: ``fsck`` re-hashes every object, ``gc`` removes only the
-objects nothing refers to (no dataset version, no run)."""
+objects nothing refers to (no dataset or model version, no run)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ class FsckReport:
     checked: int
     corrupt: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)  # model versions a bad object breaks
 
     @property
     def ok(self) -> bool:
@@ -34,7 +35,14 @@ class GcReport:
 
 
 def referenced(workspace: Workspace) -> set[str]:
-    return workspace.meta.referenced_digests() | workspace.data().records.referenced_digests()
+    """Every object a run, a dataset version or a model version needs."""
+    from lockstep.meta.models import ModelRecords
+
+    return (
+        workspace.meta.referenced_digests()
+        | workspace.data().records.referenced_digests()
+        | ModelRecords(workspace.meta.engine).referenced_digests()
+    )
 
 
 def fsck(workspace: Workspace) -> FsckReport:
@@ -50,7 +58,27 @@ def fsck(workspace: Workspace) -> FsckReport:
         corrupt = sorted(d for d in pool.map(check, digests) if d is not None)
     present = set(digests)
     missing = sorted(d for d in referenced(workspace) if d not in present)
-    return FsckReport(checked=len(digests), corrupt=corrupt, missing=missing)
+    return FsckReport(
+        checked=len(digests),
+        corrupt=corrupt,
+        missing=missing,
+        models=_models_with(workspace, [*corrupt, *missing]),
+    )
+
+
+def _models_with(workspace: Workspace, digests: list[str]) -> list[str]:
+    """The model versions whose manifest or files are among digests."""
+    if not digests:
+        return []
+    from lockstep.meta.models import ModelRecords
+
+    records = ModelRecords(workspace.meta.engine)
+    ids = {v for versions in records.versions_containing(digests).values() for v in versions}
+    bad = set(digests)
+    refs = {v.ref for v in records.versions_by_ids(ids)}
+    for name in records.model_names():
+        refs |= {v.ref for v in records.versions(name) if v.manifest_digest in bad}
+    return sorted(refs)
 
 
 def gc(

@@ -1,7 +1,7 @@
 """``lockstep push`` and ``lockstep pull``: objects and metadata to and from a remote.
 
 Push uploads only the objects the remote lacks, in parallel, then writes one
-JSON document per dataset and per run, objects first so a reader never finds a
+JSON document per dataset, per model and per run, objects first so a reader never finds a
 document whose bytes are missing. Pull reads the documents, downloads only the
 objects missing here (each verified against its digest before it becomes
 visible), then imports the datasets and runs it does not have. Both can be
@@ -15,13 +15,16 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lockstep.core.canonical import canonical_json
 from lockstep.core.records import digests_named_in
 from lockstep.data.versions import manifest_files
 from lockstep.objects.remote import Remote
 from lockstep.workspace import Workspace
+
+if TYPE_CHECKING:
+    from lockstep.meta.models import ModelRecords
 
 TRANSFER_THREADS = 16
 Progress = Callable[[str, int], Callable[[], None]]  # (label, total) -> advance
@@ -35,6 +38,7 @@ class SyncReport:
     datasets: int = 0
     conflicts: list[str] = field(default_factory=list)
     runs_updated: int = 0  # pulled before they ended; ended since
+    models: int = 0
 
 
 def _no_progress(_label: str, _total: int) -> Callable[[], None]:
@@ -85,6 +89,61 @@ def _dataset_doc(workspace: Workspace, name: str) -> dict[str, Any]:
     }
 
 
+def _model_doc(records: ModelRecords, name: str) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "name": name,
+        "versions": [
+            {
+                "number": v.number,
+                "manifest": v.manifest_digest,
+                "created_at": v.created_at,
+                "message": v.message,
+                "run": v.run_id,
+                "created_by": v.created_by,
+                "summary": v.summary,
+                "tags": v.tags,
+            }
+            for v in records.versions(name)
+        ],
+        "aliases": records.aliases(name),
+        "alias_history": [
+            {k: v for k, v in move.to_json().items() if k != "model"}
+            for move in records.alias_history(name)
+        ],
+    }
+
+
+def _push_models(workspace: Workspace, remote: Remote) -> tuple[int, list[str]]:
+    """One document per model; refused for a model whose remote alias history has moves
+    this store lacks (pushing would erase them: pull first)."""
+    from lockstep.core import validate
+    from lockstep.meta.models import ModelRecords
+
+    records = ModelRecords(workspace.meta.engine)
+    there = set(remote.list_meta("models"))
+    conflicts: list[str] = []
+    names = records.model_names()
+    for name in names:
+        validate.name(name, "model name")
+        doc = _model_doc(records, name)
+        document = f"models/{name}.json"
+        if document in there:
+            from lockstep.data import documents
+
+            theirs = documents.check_model(_read_document(remote, document), document)
+            ours = {m["key"] for m in doc["alias_history"]}
+            unknown = [m for m in theirs.get("alias_history", []) if m["key"] not in ours]
+            if unknown:
+                conflicts.append(
+                    f"{name}: the remote has alias moves this store lacks "
+                    f"({unknown[0]['alias']} -> v{unknown[0]['to']}); pull, then push again"
+                )
+                continue
+        remote.write_meta(document, canonical_json(doc))
+    return len(names), conflicts
+
+
 def push(workspace: Workspace, remote: Remote, progress: Progress = _no_progress) -> SyncReport:
     from lockstep.data.maintenance import referenced
 
@@ -100,6 +159,10 @@ def push(workspace: Workspace, remote: Remote, progress: Progress = _no_progress
     for name in names:
         validate.name(name, "dataset name")  # a store from before names were checked
         remote.write_meta(f"datasets/{name}.json", canonical_json(_dataset_doc(workspace, name)))
+    models, conflicts = _push_models(workspace, remote)
+    from lockstep.meta.models import ModelRecords
+
+    model_records = ModelRecords(workspace.meta.engine)
     run_ids = [r.id for r in workspace.meta.search()]
     advance = progress("runs", len(run_ids))
     for run_id in run_ids:
@@ -108,6 +171,10 @@ def push(workspace: Workspace, remote: Remote, progress: Progress = _no_progress
         doc["datasets"] = [
             {"dataset": d, "version": n, "role": role} for d, n, role in records.run_links(run_id)
         ]
+        doc["models"] = [
+            {"model": m, "version": n, "role": role}
+            for m, n, role in model_records.run_links(run_id)
+        ]
         remote.write_meta(f"runs/{run_id}.json", canonical_json(doc))
         advance()
     return SyncReport(
@@ -115,6 +182,8 @@ def push(workspace: Workspace, remote: Remote, progress: Progress = _no_progress
         objects_present=len(wanted) - sent,
         runs=len(run_ids),
         datasets=len(names),
+        models=models,
+        conflicts=conflicts,
     )
 
 
@@ -169,8 +238,12 @@ def _pull(workspace: Workspace, remote: Remote, progress: Progress) -> SyncRepor
     dataset_docs = [
         documents.check_dataset(_read_document(remote, n), n) for n in remote.list_meta("datasets")
     ]
+    model_docs = [
+        documents.check_model(_read_document(remote, n), n) for n in remote.list_meta("models")
+    ]
     run_docs = [documents.check_run(_read_document(remote, n), n) for n in remote.list_meta("runs")]
     needed = {v["manifest"] for doc in dataset_docs for v in doc["versions"]}
+    needed |= {v["manifest"] for doc in model_docs for v in doc["versions"]}
     for doc in run_docs:
         needed |= digests_named_in(doc["sections"]) | {a["digest"] for a in doc["artifacts"]}
 
@@ -188,7 +261,7 @@ def _pull(workspace: Workspace, remote: Remote, progress: Progress) -> SyncRepor
         v["manifest"]: documents.check_manifest(
             json.loads(objects.read_bytes(v["manifest"])), f"manifest {v['manifest'][:16]}"
         )
-        for doc in dataset_docs
+        for doc in (*dataset_docs, *model_docs)
         for v in doc["versions"]
     }
     file_digests = {f[3] for m in manifests.values() for f in m["files"]}
@@ -217,6 +290,10 @@ def _pull(workspace: Workspace, remote: Remote, progress: Progress) -> SyncRepor
             )
             if outcome == "conflict":
                 conflicts.append(f"{doc['name']}@v{v['number']} differs here and on the remote")
+    conflicts += _import_models(workspace, model_docs, manifests)
+    from lockstep.meta.models import ModelRecords
+
+    model_records = ModelRecords(workspace.meta.engine)
     for doc in run_docs:
         if workspace.meta.import_run(doc) == "updated":
             updated += 1
@@ -226,6 +303,12 @@ def _pull(workspace: Workspace, remote: Remote, progress: Progress) -> SyncRepor
             except LookupError:
                 continue
             records.link_run(doc["id"], version.id, link["role"])
+        for link in doc.get("models", []):
+            try:
+                model = model_records.resolve(f"{link['model']}@v{link['version']}")
+            except LookupError:
+                continue
+            model_records.link_run(doc["id"], model.id, link["role"])
     return SyncReport(
         objects_sent=fetched,
         objects_present=len(needed) - fetched,
@@ -233,4 +316,57 @@ def _pull(workspace: Workspace, remote: Remote, progress: Progress) -> SyncRepor
         datasets=len(dataset_docs),
         conflicts=conflicts,
         runs_updated=updated,
+        models=len(model_docs),
     )
+
+
+def _import_models(
+    workspace: Workspace, docs: list[dict[str, Any]], manifests: dict[str, Any]
+) -> list[str]:
+    """Model versions under their own numbers; each alias's history merged, its pointer
+    moved only when the remote's history extends this store's (never over a divergence)."""
+    from lockstep.meta.models import AliasMove, ModelRecords
+
+    records = ModelRecords(workspace.meta.engine)
+    conflicts: list[str] = []
+    for doc in docs:
+        name = doc["name"]
+        for v in doc["versions"]:
+            outcome = records.import_version(
+                name=name,
+                number=v["number"],
+                manifest_digest=v["manifest"],
+                created_at=v["created_at"],
+                message=v.get("message") or "",
+                run_id=v.get("run"),
+                created_by=v.get("created_by", ""),
+                summary=v.get("summary", {}),
+                files=manifest_files(manifests[v["manifest"]]),
+                tags=v.get("tags", {}),
+            )
+            if outcome == "conflict":
+                conflicts.append(f"{name}@v{v['number']} differs here and on the remote")
+        moves: dict[str, list[AliasMove]] = {}
+        for m in doc.get("alias_history", []):
+            moves.setdefault(m["alias"], []).append(
+                AliasMove(
+                    model=name,
+                    alias=m["alias"],
+                    from_number=m.get("from"),
+                    to_number=m.get("to"),
+                    at=m["at"],
+                    host=m["host"],
+                    user=m["user"],
+                    note=m.get("note", ""),
+                    key=m["key"],
+                )
+            )
+        pointers = doc.get("aliases", {})
+        for alias in sorted(set(moves) | set(pointers)):
+            outcome = records.merge_alias(name, alias, moves.get(alias, []), pointers.get(alias))
+            if outcome == "diverged":
+                conflicts.append(
+                    f"{name}@{alias}: moved here and on the remote since they last met; kept "
+                    f"here (see `lockstep models log {name}`), move it by hand to settle"
+                )
+    return conflicts

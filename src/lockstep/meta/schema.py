@@ -204,6 +204,111 @@ run_datasets = sa.Table(
     sa.Column("role", sa.String(8), primary_key=True),  # "input" or "output"
 )
 
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "model_id", sa.Integer, sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("number", sa.Integer, nullable=False),
+    # A manifest like a dataset version's: the files by relative path, size, mode, digest.
+    sa.Column("manifest_digest", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("message", sa.Text, nullable=False, server_default=""),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("file_count", sa.Integer, nullable=False),
+    # The run that wrote the files; not a foreign key: a removed run leaves a missing link
+    # that lineage shows, never a model version that vanished with it.
+    sa.Column("run_id", sa.String(26)),
+    sa.Column("created_by", sa.String(255), nullable=False, server_default=""),
+    # What each file holds (tensors, training state, estimator class, ...), read at register.
+    sa.Column("summary_json", sa.Text, nullable=False, server_default="{}"),
+    sa.UniqueConstraint("model_id", "number", name="uq_model_versions_number"),
+    sa.Index("ix_model_versions_manifest", "manifest_digest"),
+    sa.Index("ix_model_versions_run", "run_id"),
+)
+
+model_files = sa.Table(
+    "model_files",
+    metadata,
+    sa.Column(
+        "version_id",
+        sa.Integer,
+        sa.ForeignKey("model_versions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("path", sa.String(1000), primary_key=True),
+    sa.Column("digest", sa.String(128), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("mode", sa.Integer, nullable=False),
+    sa.Index("ix_model_files_digest", "digest"),
+)
+
+model_tags = sa.Table(
+    "model_tags",
+    metadata,
+    sa.Column(
+        "version_id",
+        sa.Integer,
+        sa.ForeignKey("model_versions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+model_aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column(
+        "model_id", sa.Integer, sa.ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("alias", sa.String(128), primary_key=True),
+    sa.Column("number", sa.Integer, nullable=False),
+)
+
+# Every move of an alias, never rewritten; entry_key identifies a move across stores.
+model_alias_history = sa.Table(
+    "model_alias_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "model_id", sa.Integer, sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("alias", sa.String(128), nullable=False),
+    sa.Column("from_number", sa.Integer),  # None: the alias was new
+    sa.Column("to_number", sa.Integer),  # None: the alias was deleted
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("user", sa.String(255), nullable=False),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
+    sa.Column("entry_key", sa.String(64), nullable=False, unique=True),
+    sa.Index("ix_model_alias_history_alias", "model_id", "alias"),
+)
+
+run_models = sa.Table(
+    "run_models",
+    metadata,
+    sa.Column("run_id", sa.String(26), primary_key=True),
+    sa.Column(
+        "version_id",
+        sa.Integer,
+        sa.ForeignKey("model_versions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("role", sa.String(8), primary_key=True),  # "input"
+    sa.Index("ix_run_models_version", "version_id"),
+)
+
 RUN_CHILD_TABLES = (
     params,
     tags,
@@ -212,4 +317,5 @@ RUN_CHILD_TABLES = (
     artifacts,
     run_sections,
     run_datasets,
+    run_models,
 )

@@ -123,9 +123,18 @@ def record_verification(workspace: Workspace, run: RunRecord, verification: Veri
             "rtol": verification.comparison.tolerance.rtol,
             "atol": verification.comparison.tolerance.atol,
             "differences": [f.name for f in verification.comparison.differences()][:20],
+            # Measured with --seeds: whether every difference is within seed-to-seed noise
+            # (what `models alias --require within-noise` accepts); None when not measured.
+            "within_noise": _all_within_noise(verification.seed_noise),
         }
     )
     workspace.meta.set_sections(run.id, {"verifications": history[-MAX_HISTORY:]})
+
+
+def _all_within_noise(noise: dict[str, dict[str, Any]] | None) -> bool | None:
+    if not noise:
+        return None
+    return all(bool(entry.get("within_noise")) for entry in noise.values())
 
 
 def verify(

@@ -663,6 +663,9 @@ def _record_held(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome
         from lockstep.data.api import link_files
 
         link_files(workspace, run.id, {a.path: (a.digest, a.kind) for a in (*inputs, *outputs)})
+        from lockstep.models.api import link_inputs
+
+        link_inputs(workspace, run.id, [a.digest for a in inputs if a.size > 0])
 
     errors = [f"pid {r['pid']}: {e}" for r in reports for e in r.get("errors", [])]
     fingerprints = _read_fingerprints(capture_dir, main)

@@ -107,6 +107,33 @@ class Run:
         self._workspace.meta.add_artifacts(self.id, [artifact])
         return artifact
 
+    def log_outputs(self, path: str | os.PathLike[str]) -> list[Artifact]:
+        """Record the files at path (a file or a folder) as the run's outputs, stored by
+        content: one hash pass each, and no copy where the store's link strategies allow."""
+        from lockstep.data.versions import scan
+        from lockstep.objects import guard
+
+        source = Path(path).resolve()
+        items = list(scan(source)) if source.exists() else []
+        if not items:
+            raise UsageError(f"{path} holds no files to record")
+        root = self._workspace.project_root
+        data = self._workspace.data()
+        # gc waits until the artifacts naming the new objects are recorded.
+        with guard.writing(self._workspace.objects.root):
+            digests, _, _ = data.digests(source, items, store=True)
+            artifacts = [
+                Artifact(
+                    path=_display_path(Path(i.absolute), root),
+                    digest=digests[i.relative],
+                    size=i.key[2],
+                    kind="output",
+                )
+                for i in items
+            ]
+            self._workspace.meta.add_artifacts(self.id, artifacts)
+        return artifacts
+
     def store_section(self, name: str, value: Any) -> None:
         """Store a named JSON section with the run (what ``lockstep show --json`` lists)."""
         self._workspace.meta.set_sections(self.id, {name: value})
