@@ -17,8 +17,8 @@ def label(node: dict[str, Any]) -> str:
     kind = node["kind"]
     if kind == "run":
         if node.get("missing"):
-            return f"run {node['id']}  MISSING: not in this store"
-        parts = [f"run {node.get('name', '?')} ({node['id'][:12]})", str(node.get("status", ""))]
+            return f"run {node['run']}  MISSING: not in this store"
+        parts = [f"run {node.get('name', '?')} ({node['run'][:12]})", str(node.get("status", ""))]
         if node.get("commit"):
             parts.append(f"commit {node['commit'][:10]}" + ("+diff" if node.get("dirty") else ""))
         if node.get("seed") is not None:

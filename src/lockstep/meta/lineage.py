@@ -142,10 +142,17 @@ class LineageQueries:
             lambda b: sa.select(r.c.id, r.c.name, r.c.status, r.c.start_time).where(r.c.id.in_(b)),
             run_ids,
         ):
+            # Every key always there (None or empty when not recorded): one shape to read.
             found[row.id] = {
                 "name": row.name,
                 "status": row.status,
                 "start_time": row.start_time,
+                "commit": None,
+                "dirty": False,
+                "diff": None,
+                "seed": None,
+                "environment": None,
+                "verdicts": [],
             }
         wanted = ("code", "seed", "environment", "verifications")
         for row in self._rows(

@@ -397,13 +397,13 @@ class ModelRecords:
         starts from where the first left the alias, so no move is lost from the history.
         """
         m, a = schema.models, schema.model_aliases
-        now = time.time()
         with write_transaction(self.engine) as connection:
             found = connection.execute(
                 sa.select(m.c.id).where(m.c.name == name).with_for_update()
             ).first()
             if found is None:
                 raise ModelNotFound(name)
+            now = time.time()  # once the lock is held: the history's order is the moves' order
             model_id = int(found.id)
             current = connection.execute(
                 sa.select(a.c.number).where(a.c.model_id == model_id, a.c.alias == alias)

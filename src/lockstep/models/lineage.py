@@ -123,7 +123,7 @@ class _Walk:
 
     def _run(self, run_id: str) -> str:
         node = run_node(run_id)
-        self.graph.nodes.setdefault(node, {"kind": "run", "id": run_id})
+        self.graph.nodes.setdefault(node, {"kind": "run", "run": run_id})
         return node
 
     def _file(self, path: str, digest: str) -> str:
@@ -349,12 +349,12 @@ class _Walk:
         self._describe_runs()
 
     def _describe_runs(self) -> None:
-        ids = [n["id"] for n in self.graph.nodes.values() if n["kind"] == "run"]
+        ids = [n["run"] for n in self.graph.nodes.values() if n["kind"] == "run"]
         details = self.q.runs(ids)
         for node_id, node in self.graph.nodes.items():
             if node["kind"] != "run":
                 continue
-            found = details.get(node["id"])
+            found = details.get(node["run"])
             if found is None:
                 node["missing"] = True
                 self.graph.missing.append(
