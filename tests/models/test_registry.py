@@ -203,6 +203,21 @@ def test_rm_then_gc_keeps_what_the_run_still_needs_and_fsck_checks_models(traine
     ok(trained, "gc")
     manifest_gone = json.loads(ok(trained, "fsck", "--json"))
     assert manifest_gone["missing"] == []
+    assert json.loads(ok(trained, "models", "ls", "--json")) == []
+    (trained.parent / "remote").mkdir()
+    ok(trained, "remote", "add", "team", str(trained.parent / "remote"))
+    assert "0 models" in ok(trained, "push")  # a model without versions is not pushed
+
+
+def test_tags_are_kept_per_version(trained: Path) -> None:
+    ok(trained, "models", "register", "net", "--run", "train", "--path", "ckpt.pt")
+    assert ok(trained, "models", "tag", "net@v1", "stage=qa", "owner=ml").splitlines() == [
+        "net@v1: stage=qa",
+        "net@v1: owner=ml",
+    ]
+    ok(trained, "models", "tag", "net", "stage=prod")
+    shown = json.loads(ok(trained, "models", "show", "net@v1", "--json"))
+    assert shown["tags"] == {"stage": "prod", "owner": "ml"}
 
 
 def test_an_alias_holds_its_version_against_rm(trained: Path) -> None:
@@ -316,6 +331,9 @@ def test_python_register_and_get_link_runs(project: Backend, tmp_path: Path) -> 
     assert [u["role"] for u in shown["used_by"]] == ["input"]
     user = json.loads(ok(workdir, "show", "user", "--json", env=project.env()))
     assert user["tags"]["model.m"] == "v1"
+    assert user["models"] == [{"ref": "m@v1", "role": "input"}]
+    assert maker["models"] == [{"ref": "m@v1", "role": "registered"}]
+    assert "model m@v1: input" in ok(workdir, "show", "user", env=project.env())
     assert shown["used_by"][0]["run"] == user["id"]
 
 

@@ -183,10 +183,32 @@ def show(obj: Context, run: str, code: bool, as_json: bool) -> None:
     record = obj.record(run)
     if code:
         _show_code(obj, record, as_json)
-    elif as_json:
-        render.print_json(record.to_json())
+        return
+    models = _model_links(obj, record.id)
+    if as_json:
+        render.print_json({**record.to_json(), "models": models})
     else:
         render.run_detail(record)
+        for link in models:
+            render.console().print(f"model {link['ref']}: {link['role']}")
+
+
+def _model_links(obj: Context, run_id: str) -> list[dict[str, Any]]:
+    """The model versions a run read and those registered from it."""
+    from lockstep.meta.lineage import LineageQueries
+    from lockstep.meta.models import ModelRecords
+
+    engine = obj.workspace().meta.engine
+    records = ModelRecords(engine)
+    links = [
+        {"ref": f"{name}@v{number}", "role": role}
+        for name, number, role in records.run_links(run_id)
+    ]
+    registered = records.versions_by_ids(
+        v for _, v in LineageQueries(engine).models_of_runs([run_id])
+    )
+    links += [{"ref": v.ref, "role": "registered"} for v in registered]
+    return links
 
 
 def _show_code(obj: Context, record: Any, as_json: bool) -> None:

@@ -123,7 +123,8 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
         """List models with their latest version and aliases."""
         registry = _registry(obj)
         versions = registry.records.latest_versions()
-        rows = [{**v.to_json(), "aliases": registry.records.aliases(v.model)} for v in versions]
+        aliases = registry.records.all_aliases()
+        rows = [{**v.to_json(), "aliases": aliases.get(v.model, {})} for v in versions]
         if as_json:
             for row in rows:
                 row.pop("summary", None)

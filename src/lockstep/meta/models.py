@@ -237,11 +237,15 @@ class ModelRecords:
         return "imported"
 
     def model_names(self) -> list[str]:
+        """The models that have at least one version."""
+        m, v = schema.models, schema.model_versions
         with read_transaction(self.engine) as connection:
             return [
                 r[0]
                 for r in connection.execute(
-                    sa.select(schema.models.c.name).order_by(schema.models.c.name)
+                    sa.select(m.c.name)
+                    .where(sa.exists().where(v.c.model_id == m.c.id))
+                    .order_by(m.c.name)
                 )
             ]
 
@@ -467,6 +471,19 @@ class ModelRecords:
                 .order_by(a.c.alias)
             ).all()
         return {r.alias: int(r.number) for r in rows}
+
+    def all_aliases(self) -> dict[str, dict[str, int]]:
+        """model -> alias -> version number, for every model (one query)."""
+        m, a = schema.models, schema.model_aliases
+        found: dict[str, dict[str, int]] = {}
+        with read_transaction(self.engine) as connection:
+            for r in connection.execute(
+                sa.select(m.c.name, a.c.alias, a.c.number)
+                .select_from(a.join(m, m.c.id == a.c.model_id))
+                .order_by(m.c.name, a.c.alias)
+            ):
+                found.setdefault(r.name, {})[r.alias] = int(r.number)
+        return found
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
         """The moves of a model's aliases (or of one), oldest first."""
