@@ -124,7 +124,9 @@ def test_depth_limits_and_says_so(chain: Path) -> None:
 
 def test_a_removed_run_is_a_missing_link_not_a_gap(chain: Path) -> None:
     train = run_id(chain, "train")
-    ok(chain, "rm", "train")
+    removed = lockstep(chain, "rm", "train")
+    assert removed.returncode == 0
+    assert "clf@v1 came from this run" in removed.stderr
     found = graph(chain, "clf@v1")
     assert {"node": f"run:{train}", "reason": "the run is not in this store"} in found["missing"]
     assert "MISSING: not in this store" in ok(chain, "lineage", "clf@v1")

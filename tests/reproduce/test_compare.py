@@ -94,6 +94,18 @@ def test_npz_and_torch_state_dicts() -> None:
     assert finding.status == DIFFERS and finding.max_abs_diff == pytest.approx(0.5)
 
 
+def test_safetensors_outputs_are_compared_element_by_element() -> None:
+    from safetensors.numpy import save
+
+    a = save({"w": np.ones((2, 3), dtype=np.float32)})
+    close = save({"w": np.ones((2, 3), dtype=np.float32) + np.float32(1e-7)})
+    far = save({"w": np.full((2, 3), 2, dtype=np.float32)})
+    assert a != close  # different bytes, the same numbers within tolerance
+    assert compare_files("m.safetensors", a, close, Tolerance(rtol=1e-6)).status == CLOSE
+    finding = compare_files("m.safetensors", a, far, Tolerance())
+    assert finding.status == DIFFERS and finding.max_abs_diff == pytest.approx(1.0)
+
+
 def test_pyproject_tolerances() -> None:
     text = "[tool.lockstep.verify]\nrtol = 1e-4\natol = 1e-8\ntol = { loss = 0.01 }\n"
     assert tolerance_from_pyproject(text) == {"rtol": 1e-4, "atol": 1e-8, "tol": {"loss": 0.01}}

@@ -285,8 +285,15 @@ def rm(obj: Context, runs: tuple[str, ...]) -> None:
     resolved = [(ref, meta.resolve(ref)) for ref in runs]  # all or nothing
     for _, run_id in resolved:
         record = meta.get_run(run_id)
+        made = [link["ref"] for link in _model_links(obj, run_id) if link["role"] == "registered"]
         meta.delete_run(run_id)
         click.echo(f"deleted {record.name} ({run_id})")
+        if made:
+            click.echo(
+                f"warning: {', '.join(made)} came from this run; their lineage now shows it "
+                "as a missing link (the versions and their files stay)",
+                err=True,
+            )
 
 
 @cli.command()

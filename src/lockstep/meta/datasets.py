@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 
@@ -100,6 +100,55 @@ def _insert_version(
             ],
         )
     return version_id
+
+
+class _Numbered(Protocol):
+    @property
+    def number(self) -> int: ...
+
+    @property
+    def manifest_digest(self) -> str: ...
+
+
+Version = TypeVar("Version", bound=_Numbered)
+
+
+def pick_version(
+    ref: str,
+    versions: Sequence[Version],
+    which: str,
+    names: Callable[[Version], Iterable[str]],
+    missing: Callable[[str, str], Exception],
+    named: str,
+) -> Version:
+    """The version a reference's part after ``@`` picks out of versions (oldest first):
+    nothing or ``latest`` (the newest), ``vN``, a name (a tag, an alias) or 4+ characters
+    of a manifest digest. Shared by datasets and models."""
+    name = ref.partition("@")[0]
+    if not which or which == "latest":
+        return versions[-1]
+    if which[:1] == "v" and which[1:].isdigit():
+        for version in versions:
+            if version.number == int(which[1:]):
+                return version
+        raise missing(ref, f"{name} has versions v1 to v{versions[-1].number}")
+    for version in versions:
+        if which in names(version):
+            return version
+    if len(which) >= 4:
+        matches = [v for v in versions if v.manifest_digest.startswith(which.lower())]
+        if len(matches) == 1:
+            return matches[0]
+    raise missing(ref, f"give vN, latest, {named} or 4+ characters of a manifest digest")
+
+
+def version_files(engine: sa.Engine, table: sa.Table, version_id: int) -> list[FileEntry]:
+    """The file rows of one dataset or model version, by path."""
+    with read_transaction(engine) as connection:
+        rows = connection.execute(
+            sa.select(table).where(table.c.version_id == version_id).order_by(table.c.path)
+        ).all()
+    return [FileEntry(path=r.path, digest=r.digest, size=r.size, mode=r.mode) for r in rows]
 
 
 class DatasetRecords:
@@ -296,30 +345,12 @@ class DatasetRecords:
         """``name@v3``, ``name@latest``, ``name@<tag>``, ``name@<manifest digest prefix>``,
         or a bare name (the latest version)."""
         name, _, which = ref.partition("@")
-        versions = self.versions(name)
-        if not which or which == "latest":
-            return versions[-1]
-        if which[:1] == "v" and which[1:].isdigit():
-            for version in versions:
-                if version.number == int(which[1:]):
-                    return version
-            raise DatasetNotFound(ref, f"{name} has versions v1 to v{versions[-1].number}")
-        tagged = [v for v in versions if which in v.tags]
-        if tagged:
-            return tagged[0]
-        if len(which) >= 4:
-            matches = [v for v in versions if v.manifest_digest.startswith(which.lower())]
-            if len(matches) == 1:
-                return matches[0]
-        raise DatasetNotFound(ref, "give vN, latest, a tag or 4+ characters of a manifest digest")
+        return pick_version(
+            ref, self.versions(name), which, lambda v: v.tags, DatasetNotFound, "a tag"
+        )
 
     def files(self, version_id: int) -> list[FileEntry]:
-        f = schema.dataset_files
-        with read_transaction(self.engine) as connection:
-            rows = connection.execute(
-                sa.select(f).where(f.c.version_id == version_id).order_by(f.c.path)
-            ).all()
-        return [FileEntry(path=r.path, digest=r.digest, size=r.size, mode=r.mode) for r in rows]
+        return version_files(self.engine, schema.dataset_files, version_id)
 
     def tag(self, version: DatasetVersion, tag: str) -> None:
         from lockstep.core import validate

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from lockstep.errors import ModelNotFound, UsageError
 from lockstep.meta import schema
-from lockstep.meta.datasets import FileEntry
+from lockstep.meta.datasets import FileEntry, pick_version, version_files
 from lockstep.meta.engine import insert_ignore, read_transaction, upsert, write_transaction
 
 _IN_BATCH = 500
@@ -335,30 +335,12 @@ class ModelRecords:
     def resolve(self, ref: str) -> ModelVersion:
         """``NAME``, ``NAME@latest``, ``NAME@vN``, ``NAME@ALIAS`` or ``NAME@<manifest prefix>``."""
         name, _, which = ref.partition("@")
-        versions = self.versions(name)
-        if not which or which == "latest":
-            return versions[-1]
-        if which[:1] == "v" and which[1:].isdigit():
-            for version in versions:
-                if version.number == int(which[1:]):
-                    return version
-            raise ModelNotFound(ref, f"{name} has versions v1 to v{versions[-1].number}")
-        aliased = [v for v in versions if which in v.aliases]
-        if aliased:
-            return aliased[0]
-        if len(which) >= 4:
-            matches = [v for v in versions if v.manifest_digest.startswith(which.lower())]
-            if len(matches) == 1:
-                return matches[0]
-        raise ModelNotFound(ref, "give vN, latest, an alias or 4+ characters of a manifest digest")
+        return pick_version(
+            ref, self.versions(name), which, lambda v: v.aliases, ModelNotFound, "an alias"
+        )
 
     def files(self, version_id: int) -> list[FileEntry]:
-        f = schema.model_files
-        with read_transaction(self.engine) as connection:
-            rows = connection.execute(
-                sa.select(f).where(f.c.version_id == version_id).order_by(f.c.path)
-            ).all()
-        return [FileEntry(path=r.path, digest=r.digest, size=r.size, mode=r.mode) for r in rows]
+        return version_files(self.engine, schema.model_files, version_id)
 
     def set_tag(self, version: ModelVersion, key: str, value: str) -> None:
         with write_transaction(self.engine) as connection:
