@@ -35,6 +35,10 @@ class Settings:
     # LOCKSTEP_SEED: the seed of the `lockstep run` this process belongs to.
     run_seed: int | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
+    # LOCKSTEP_TRACKING_URI (or [server] url): a lockstep server to keep the metadata.
+    tracking_uri: str | None = None
+    # LOCKSTEP_TOKEN: the bearer token sent to that server (never written anywhere).
+    token: str | None = None
 
     @classmethod
     def from_env(
@@ -51,6 +55,8 @@ class Settings:
             heartbeat_grace=_positive(env, "LOCKSTEP_HEARTBEAT_GRACE", 60.0),
             attach_run_id=env.get("LOCKSTEP_RUN_ID") or None,
             run_seed=int(env["LOCKSTEP_SEED"]) if env.get("LOCKSTEP_SEED", "").isdigit() else None,
+            tracking_uri=_server_url(env.get("LOCKSTEP_TRACKING_URI"), "LOCKSTEP_TRACKING_URI"),
+            token=env.get("LOCKSTEP_TOKEN") or None,
         )
 
     def with_config(self, store_dir: Path) -> Settings:
@@ -64,7 +70,22 @@ class Settings:
             raise UsageError(f"cannot read {path}: {exc}; fix or remove the file") from None
         check_config(config, path)
         meta = config.get("meta", {})
-        return replace(self, config=config, db_url=self.db_url or meta.get("url") or None)
+        server = _server_url(config.get("server", {}).get("url"), f"{path}: [server] url")
+        return replace(
+            self,
+            config=config,
+            db_url=self.db_url or meta.get("url") or None,
+            tracking_uri=self.tracking_uri or server,
+        )
+
+
+def _server_url(value: str | None, where: str) -> str | None:
+    """A server's address: http:// or https://, nothing else."""
+    if not value:
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise UsageError(f"{where} must be an http:// or https:// URL, not {value!r}")
+    return value.rstrip("/")
 
 
 def write_config(store_dir: Path, config: Mapping[str, Any]) -> None:
@@ -143,7 +164,7 @@ def check_config(config: Mapping[str, Any], path: Path) -> None:
     def bad(where: str, value: Any, must: str) -> UsageError:
         return UsageError(f"{path}: {where} must be {must}, not {value!r}; fix the file")
 
-    for table in ("meta", "capture", "data", "core", "remotes", "models"):
+    for table in ("meta", "capture", "data", "core", "remotes", "models", "server"):
         if table in config and not isinstance(config[table], dict):
             raise bad(f"[{table}]", config[table], "a table")
     for (table, key), (check, must) in _CONFIG_RULES.items():

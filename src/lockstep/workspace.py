@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lockstep.errors import StoreError, StoreNotFound
 from lockstep.objects.store import LocalObjectStore
@@ -166,8 +166,19 @@ class Workspace:
         """Open the store the settings point at; with create, make it on first use."""
         from lockstep.meta.store import MetaStore
 
-        store_dir, _ = locate(settings, create=create)
-        settings = settings.with_config(store_dir)
+        if settings.tracking_uri and find_store_dir(settings) is None:
+            # Only a server's URL: the metadata is there; a local store (objects, caches)
+            # is made where one would be, when something needs to be written to it.
+            store_dir = default_store_dir(settings)
+        else:
+            store_dir, _ = locate(settings, create=create)
+            settings = settings.with_config(store_dir)
+        if settings.tracking_uri:
+            from lockstep.remote.meta import HttpMetaStore
+
+            # The metadata lives on the server; objects and caches stay in the local store.
+            served: Any = HttpMetaStore.open(settings.tracking_uri, settings.token)
+            return cls(store_dir=store_dir, settings=settings, meta=served)
         if not settings.db_url:
             check_database_file(default_database(store_dir), store_dir)
         try:
@@ -175,6 +186,14 @@ class Workspace:
         except Exception as exc:
             raise _database_error(exc, settings, store_dir) from exc
         return cls(store_dir=store_dir, settings=settings, meta=meta)
+
+    @property
+    def local_sql(self) -> bool:
+        """Whether the metadata is in SQL here (not behind a server): datasets, models and
+        lineage need it."""
+        from lockstep.meta.store import MetaStore
+
+        return isinstance(self.meta, MetaStore)
 
     @property
     def objects(self) -> LocalObjectStore:

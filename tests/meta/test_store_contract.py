@@ -1,4 +1,5 @@
-"""The metadata store contract, run against SQLite and (when configured) PostgreSQL."""
+"""The metadata store contract, run against SQLite and (when configured) PostgreSQL, each
+directly and over HTTP through a real `lockstep server`."""
 
 from __future__ import annotations
 
@@ -18,12 +19,21 @@ from lockstep.meta.store import MetaStore, MetricColumns
 from tests.conftest import Backend
 
 
-@pytest.fixture
-def store(backend: Backend) -> Iterator[MetaStore]:
+@pytest.fixture(params=["sql", "http"])
+def store(request: pytest.FixtureRequest, backend: Backend) -> Iterator[MetaStore]:
     backend.store_dir.mkdir(parents=True, exist_ok=True)
-    meta = MetaStore.open(backend.meta_url)
-    yield meta
-    meta.close()
+    if request.param == "sql":
+        meta = MetaStore.open(backend.meta_url)
+        yield meta
+        meta.close()
+        return
+    from lockstep.remote.meta import HttpMetaStore
+    from tests.serverproc import served
+
+    with served(backend.store_dir, "--db", backend.meta_url) as url:
+        client = HttpMetaStore.open(url)
+        yield client  # type: ignore[misc]
+        client.close()
 
 
 def make_run(

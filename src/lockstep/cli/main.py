@@ -198,7 +198,10 @@ def _model_links(obj: Context, run_id: str) -> list[dict[str, Any]]:
     from lockstep.meta.lineage import LineageQueries
     from lockstep.meta.models import ModelRecords
 
-    engine = obj.workspace().meta.engine
+    workspace = obj.workspace()
+    if not workspace.local_sql:
+        return []  # a server does not serve models yet
+    engine = workspace.meta.engine
     records = ModelRecords(engine)
     links = [
         {"ref": f"{name}@v{number}", "role": role}
@@ -827,11 +830,12 @@ def migrate(obj: Context) -> None:
 
 
 def _register_more() -> None:
-    from lockstep.cli import data, models, remote
+    from lockstep.cli import data, models, remote, server
 
     data.register(cli, pass_context)
     models.register(cli, pass_context)
     remote.register(cli, pass_context)
+    server.register(cli, pass_context)
 
 
 _register_more()

@@ -362,3 +362,46 @@ def parse_sort(text: str) -> list[SortKey]:
             raise InvalidFilter(text, column + exc.column, exc.problem) from None
         keys.append(SortKey(field=field, descending=descending))
     return keys
+
+
+def _value_text(value: Scalar) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _field_text(field: Field) -> str:
+    if field.namespace == "attributes":
+        return field.key
+    if "`" in field.key:
+        from lockstep.errors import UsageError
+
+        raise UsageError(f"the key {field.key!r} cannot be written in a filter (it holds a `)")
+    return f"{field.namespace}.`{field.key}`"
+
+
+def filter_text(node: Node | None) -> str:
+    """A filter tree written back in the grammar: parse_filter of it gives the same tree."""
+    if node is None:
+        return ""
+    if isinstance(node, Not):
+        return f"not ({filter_text(node.item)})"
+    if isinstance(node, BoolOp):
+        return "(" + f" {node.op} ".join(filter_text(item) for item in node.items) + ")"
+    field = _field_text(node.field)
+    if node.op == "isnull":
+        return f"{field} is null"
+    if node.op == "notnull":
+        return f"{field} is not null"
+    if node.op == "in":
+        return f"{field} in (" + ", ".join(_value_text(v) for v in node.values) + ")"
+    return f"{field} {node.op} {_value_text(node.values[0])}"
+
+
+def sort_text(keys: list[SortKey] | tuple[SortKey, ...]) -> str:
+    """Sort keys written back in the grammar."""
+    return ",".join(("-" if k.descending else "") + _field_text(k.field) for k in keys)

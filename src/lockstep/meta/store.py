@@ -486,10 +486,32 @@ class MetaStore:
             }
             for s in summaries
         ]
-        runs = schema.runs
+        runs, chunks = schema.runs, schema.metric_chunks
         with write_transaction(self.engine) as connection:
+            # A flush sent again (a retry after a reply was lost) is stored once: chunks
+            # already there are skipped, and so are their keys' summaries, which must not
+            # step back to an older state.
+            stored = (
+                {
+                    (r.key, r.seq)
+                    for r in connection.execute(
+                        sa.select(chunks.c.key, chunks.c.seq).where(
+                            chunks.c.run_id == run_id,
+                            sa.tuple_(chunks.c.key, chunks.c.seq).in_(
+                                [(row["key"], row["seq"]) for row in chunk_rows]
+                            ),
+                        )
+                    )
+                }
+                if chunk_rows
+                else set()
+            )
+            if stored:
+                again = {key for key, _ in stored}
+                chunk_rows = [r for r in chunk_rows if (r["key"], r["seq"]) not in stored]
+                summary_rows = [r for r in summary_rows if r["key"] not in again]
             if chunk_rows:
-                connection.execute(schema.metric_chunks.insert(), chunk_rows)
+                connection.execute(chunks.insert(), chunk_rows)
             upsert(connection, schema.metric_summaries, summary_rows, ("run_id", "key"))
             connection.execute(
                 runs.update().where(runs.c.id == run_id).values(heartbeat_at=heartbeat_at)

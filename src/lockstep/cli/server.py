@@ -1,0 +1,72 @@
+"""``lockstep server``: serve a store's metadata over HTTP for a team."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from lockstep.errors import UsageError
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def register(cli: click.Group, pass_context: Decorator) -> None:
+    """Attach the server command to the main group."""
+
+    @cli.command("server")
+    @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+    @click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535))
+    @click.option("--db", "db_url", help="Metadata URL (default: this project's store).")
+    @click.option(
+        "--insecure",
+        is_flag=True,
+        help="Listen on a non-loopback address without authentication.",
+    )
+    @pass_context
+    def server(obj: Any, host: str, port: int, db_url: str | None, insecure: bool) -> None:
+        """Serve this project's runs and metrics over HTTP (the API under /api/v1)."""
+        from dataclasses import replace
+
+        try:
+            import uvicorn
+        except ImportError:
+            raise UsageError("the server needs its extra: pip install 'lockstep[server]'") from None
+
+        from lockstep.meta.store import MetaStore
+        from lockstep.server.app import create_app
+        from lockstep.workspace import Workspace, check_database_file, default_database, locate
+
+        if not _loopback(host) and not insecure:
+            raise UsageError(
+                f"refusing to listen on {host} without authentication (tokens are not "
+                "available yet); listen on 127.0.0.1 behind a proxy, or pass --insecure"
+            )
+        settings = replace(obj.settings, tracking_uri=None)
+        if db_url:
+            meta = MetaStore.open(db_url)
+            where = db_url.split("@")[-1]
+        else:
+            store_dir, _ = locate(settings, create=True)
+            settings = settings.with_config(store_dir)
+            if not settings.db_url:
+                check_database_file(default_database(store_dir), store_dir)
+            workspace = Workspace.open(replace(settings, tracking_uri=None), create=True)
+            meta, where = workspace.meta, workspace.meta.location
+        click.echo(
+            f"lockstep server on http://{host}:{port} serving {where}"
+            + ("" if _loopback(host) else " WITHOUT authentication (--insecure)"),
+            err=True,
+        )
+        uvicorn.run(create_app(meta), host=host, port=port, log_level="warning", access_log=False)

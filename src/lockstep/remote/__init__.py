@@ -1,0 +1,1 @@
+"""Clients of a lockstep server: the metadata store over HTTP."""

@@ -1,0 +1,345 @@
+"""The metadata store over HTTP: the same methods as ``MetaStore``, answered by a
+``lockstep server``.
+
+Errors come back as lockstep's own: 404 as the matching LookupError, 400 as a
+UsageError, a server that cannot be reached as one StoreError line naming it.
+Requests that change nothing twice (every write here is keyed) are retried on a
+connection error.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lockstep.core.query import Node, SortKey, filter_text, sort_text
+from lockstep.core.records import Artifact, Experiment, MetricSummary, RunRecord
+from lockstep.core.status import RunStatus
+from lockstep.errors import RunNotFound, RunStateError, StoreError, UsageError
+from lockstep.meta.store import LiveRun, MetricColumns, StoredChunks
+from lockstep.remote import wire
+
+API = "/api/v1"
+_RETRIES = 3
+
+
+def _columns_json(c: MetricColumns) -> dict[str, Any]:
+    return {
+        "key": c.key,
+        "steps": wire.b64(c.steps),
+        "values": wire.b64(c.values),
+        "times": wire.b64(c.times),
+        "count": c.count,
+        "first_step": c.first_step,
+        "last_step": c.last_step,
+    }
+
+
+def _rebuilt(kind: str, message: str, fallback: type[Exception]) -> Exception:
+    """The server's error as the same lockstep class here, with the server's message (the
+    classes' own constructors take their parts, not a finished message)."""
+    from lockstep import errors
+
+    cls = getattr(errors, kind, None)
+    if not (isinstance(cls, type) and issubclass(cls, fallback)):
+        cls = fallback
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    return error
+
+
+class HttpMetaStore:
+    """A client of one server's metadata API."""
+
+    read_only = False
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 30.0) -> None:
+        import httpx
+
+        self.url = url.rstrip("/")
+        headers = {"user-agent": "lockstep"}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        self._client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    @classmethod
+    def open(cls, url: str, token: str | None = None) -> HttpMetaStore:
+        store = cls(url, token)
+        store._request("GET", "/health", api=False)  # one line now, not at the first write
+        return store
+
+    def close(self) -> None:
+        self._client.close()
+
+    @property
+    def location(self) -> str:
+        return self.url
+
+    def _not_served(self) -> StoreError:
+        return StoreError(
+            f"datasets, models, lineage, gc, fsck, push and pull are not served by {self.url} "
+            "yet; run these commands in a local store (unset LOCKSTEP_TRACKING_URI)"
+        )
+
+    @property
+    def engine(self) -> Any:
+        raise self._not_served()
+
+    def referenced_digests(self) -> set[str]:
+        raise self._not_served()
+
+    def export_run(self, run_id: str) -> dict[str, Any]:
+        raise self._not_served()
+
+    def import_run(self, doc: Mapping[str, Any]) -> str:
+        raise self._not_served()
+
+    # transport -------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        api: bool = True,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        compress: bool = False,
+    ) -> Any:
+        import httpx
+
+        headers: dict[str, str] = {}
+        content: bytes | None = None
+        if body is not None:
+            content = json.dumps(body, allow_nan=False).encode()
+            headers["content-type"] = "application/json"
+            if compress and len(content) > 1024:
+                content = gzip.compress(content, compresslevel=1)
+                headers["content-encoding"] = "gzip"
+        last: Exception | None = None
+        for attempt in range(_RETRIES):
+            try:
+                response = self._client.request(
+                    method,
+                    (API if api else "") + path,
+                    params={k: v for k, v in (params or {}).items() if v is not None},
+                    content=content,
+                    headers=headers,
+                )
+                break
+            except httpx.TransportError as exc:
+                last = exc
+                time.sleep(0.2 * (attempt + 1))
+        else:
+            raise StoreError(
+                f"cannot reach the lockstep server at {self.url} ({type(last).__name__}); check "
+                "that it runs and LOCKSTEP_TRACKING_URI (or [server] url) is right"
+            )
+        if response.status_code == 204:
+            return None
+        if response.status_code >= 400:
+            self._raise(response)
+        return response.json()
+
+    def _raise(self, response: Any) -> None:
+        try:
+            payload = response.json()
+            message, kind = str(payload.get("error", "")), str(payload.get("kind", ""))
+            context = payload.get("context") or {}
+        except ValueError:
+            message, kind, context = response.text[:200], "", {}
+        fallback: type[Exception] = {
+            400: UsageError,
+            404: RunNotFound,
+            409: RunStateError,
+        }.get(response.status_code, StoreError)
+        if fallback is StoreError:
+            message = (
+                f"the lockstep server at {self.url} answered {response.status_code}: {message}"
+            )
+        error = _rebuilt(kind, message, fallback)
+        for name, value in context.items() if isinstance(context, dict) else ():
+            if isinstance(name, str) and name.isidentifier():
+                setattr(error, name, value)
+        raise error
+
+    # experiments and runs ----------------------------------------------------
+
+    def experiments(self) -> list[Experiment]:
+        return [Experiment(**e) for e in self._request("GET", "/experiments")]
+
+    def create_run(
+        self,
+        *,
+        run_id: str,
+        name: str,
+        experiment: str,
+        start_time: float,
+        host: str,
+        pid: int,
+        pid_start: float | None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        note: str = "",
+    ) -> None:
+        self._request(
+            "POST",
+            "/runs",
+            body={
+                "id": run_id,
+                "name": name,
+                "experiment": experiment,
+                "start_time": start_time,
+                "host": host,
+                "pid": pid,
+                "pid_start": pid_start,
+                "params": dict(params or {}),
+                "tags": dict(tags or {}),
+                "note": note,
+            },
+        )
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        self._request("POST", f"/runs/{run_id}/params", body={"params": dict(params)})
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        self._request("POST", f"/runs/{run_id}/tags", body={"tags": dict(tags)})
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        self._request("DELETE", f"/runs/{run_id}/tags", params={"key": key})
+
+    def set_note(self, run_id: str, note: str) -> None:
+        self._request("PUT", f"/runs/{run_id}/note", body={"note": note})
+
+    def set_sections(self, run_id: str, sections: Mapping[str, Any]) -> None:
+        self._request(
+            "POST", f"/runs/{run_id}/sections", body={"sections": dict(sections)}, compress=True
+        )
+
+    def add_artifacts(self, run_id: str, artifacts: Sequence[Artifact]) -> None:
+        body = {
+            "artifacts": [
+                {"path": a.path, "digest": a.digest, "size": a.size, "kind": a.kind}
+                for a in artifacts
+            ]
+        }
+        self._request("POST", f"/runs/{run_id}/artifacts", body=body, compress=True)
+
+    def recorded_outputs(self, paths: Sequence[str]) -> set[tuple[str, str]]:
+        found = self._request(
+            "POST", "/outputs/recorded", body={"paths": list(paths)}, compress=True
+        )
+        return {(str(p), str(d)) for p, d in found["outputs"]}
+
+    def finish_run(
+        self, run_id: str, status: RunStatus, end_time: float, error: str | None = None
+    ) -> None:
+        if not status.is_final:
+            raise RunStateError(f"cannot finish run {run_id} as {status}")
+        self._request(
+            "POST",
+            f"/runs/{run_id}/finish",
+            body={"status": str(status), "end_time": end_time, "error": error},
+        )
+
+    def heartbeat(self, run_id: str, now: float) -> None:
+        self._request("POST", f"/runs/{run_id}/heartbeat", body={"now": now})
+
+    def live_runs(self) -> list[LiveRun]:
+        return [LiveRun(**r) for r in self._request("GET", "/runs/live")]
+
+    def delete_run(self, run_id: str) -> None:
+        self._request("DELETE", f"/runs/{run_id}")
+
+    def has_run(self, run_id: str) -> bool:
+        try:
+            self.get_run(run_id)
+        except RunNotFound:
+            return False
+        return True
+
+    def get_run(self, run_id: str) -> RunRecord:
+        return wire.run_from_wire(self._request("GET", f"/runs/{run_id}"))
+
+    def resolve(self, ref: str, *, last_of: str | None = None) -> str:
+        return str(
+            self._request("GET", "/runs/resolve", params={"ref": ref, "last_of": last_of})["id"]
+        )
+
+    def search(
+        self,
+        *,
+        experiment: str | None = None,
+        where: Node | None = None,
+        sort: Sequence[SortKey] = (),
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        found = self._request(
+            "GET",
+            "/runs",
+            params={
+                "experiment": experiment,
+                "filter": filter_text(where),
+                "sort": sort_text(tuple(sort)),
+                "limit": limit,
+                "offset": offset,
+            },
+        )
+        return [wire.run_from_wire(doc) for doc in found["runs"]]
+
+    def count(self, *, experiment: str | None = None, where: Node | None = None) -> int:
+        found = self._request(
+            "GET", "/runs/count", params={"experiment": experiment, "filter": filter_text(where)}
+        )
+        return int(found["count"])
+
+    # metrics -----------------------------------------------------------------
+
+    def metric_state(self, run_id: str) -> tuple[dict[str, int], dict[str, MetricSummary]]:
+        found = self._request("GET", f"/runs/{run_id}/metric-state")
+        summaries = [wire.summary_from_wire(s) for s in found["summaries"]]
+        return {k: int(v) for k, v in found["seqs"].items()}, {s.key: s for s in summaries}
+
+    def append_metrics(
+        self,
+        run_id: str,
+        columns: Sequence[MetricColumns],
+        seqs: Mapping[str, int],
+        summaries: Sequence[MetricSummary],
+        heartbeat_at: float,
+    ) -> None:
+        self._request(
+            "POST",
+            f"/runs/{run_id}/metrics",
+            body={
+                "columns": [_columns_json(c) for c in columns],
+                "seqs": dict(seqs),
+                "summaries": [wire.summary_to_wire(s) for s in summaries],
+                "heartbeat_at": heartbeat_at,
+            },
+            compress=True,
+        )
+
+    def metric_chunks(self, run_id: str, key: str) -> StoredChunks:
+        found = self._request("GET", f"/runs/{run_id}/chunks", params={"key": key})
+        return StoredChunks(
+            steps=[wire.unb64(s) for s in found["steps"]],
+            values=[wire.unb64(s) for s in found["values"]],
+            times=[wire.unb64(s) for s in found["times"]],
+        )
+
+    def replace_metric_chunks(self, run_id: str, key: str, merged: Sequence[MetricColumns]) -> None:
+        self._request(
+            "PUT",
+            f"/runs/{run_id}/chunks",
+            params={"key": key},
+            body={"chunks": [_columns_json(c) for c in merged]},
+            compress=True,
+        )
+
+    def chunk_counts(self, run_id: str) -> dict[str, int]:
+        return {k: int(v) for k, v in self._request("GET", f"/runs/{run_id}/chunk-counts").items()}

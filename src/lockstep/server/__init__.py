@@ -1,0 +1,1 @@
+"""lockstep server: the HTTP API over a store, for a team."""

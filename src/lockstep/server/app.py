@@ -1,0 +1,451 @@
+"""The ASGI application: lockstep's HTTP API over one workspace's metadata store.
+
+Every request is hostile until checked: run ids, filter and sort strings (parsed by
+the one grammar, never spliced into SQL), body sizes, metric columns. Errors map to
+HTTP status here only: a reference that matches nothing is 404, bad input 400, a
+state that forbids the operation 409.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import zlib
+from typing import Any
+
+from fastapi import APIRouter, Body, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lockstep import __version__
+from lockstep.core import validate
+from lockstep.core.query import parse_filter, parse_sort
+from lockstep.core.records import Artifact
+from lockstep.core.status import RunStatus
+from lockstep.errors import (
+    InvalidValue,
+    LockstepError,
+    RunNotFound,
+    RunStateError,
+    StoreError,
+    UsageError,
+)
+from lockstep.meta.store import MetaStore, MetricColumns
+from lockstep.remote import wire
+
+API = "/api/v1"
+# The most a request body may hold, compressed or not (a metric batch of a few hundred
+# thousand points fits many times over).
+MAX_BODY = 64 << 20
+MAX_POINTS = 100_000
+
+
+def _error(status: int, exc: Exception) -> JSONResponse:
+    """The error as JSON: its message, its class, and the context it carries as
+    attributes (a client rebuilds the same error from them)."""
+    context = {
+        k: v
+        for k, v in vars(exc).items()
+        if not k.startswith("_") and isinstance(v, str | int | float | bool | list | type(None))
+    }
+    return JSONResponse(
+        {"error": str(exc), "kind": type(exc).__name__, "context": context}, status_code=status
+    )
+
+
+def _run_id(run_id: str) -> str:
+    try:
+        return validate.run_id(run_id)
+    except InvalidValue:
+        raise RunNotFound(run_id) from None  # an id that cannot exist matches nothing
+
+
+class BodyLimit:
+    """ASGI middleware: request bodies at most MAX_BODY bytes, gzip or deflate bodies
+    inflated (to at most MAX_BODY) before the application reads them."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length", b"")
+        encoding = headers.get(b"content-encoding", b"").lower()
+        if declared.isdigit() and int(declared) > MAX_BODY:
+            await _refuse(send, f"request body over {MAX_BODY} bytes")
+            return
+        if encoding not in (b"", b"identity", b"gzip", b"deflate"):
+            await _refuse(send, f"unsupported content-encoding {encoding.decode(errors='replace')}")
+            return
+        if encoding in (b"", b"identity"):
+            await self.app(scope, _counted(receive), send)
+            return
+        raw = bytearray()
+        while True:
+            message = await receive()
+            raw += message.get("body", b"")
+            if len(raw) > MAX_BODY:
+                await _refuse(send, f"request body over {MAX_BODY} bytes")
+                return
+            if not message.get("more_body"):
+                break
+        wbits = 16 + zlib.MAX_WBITS if encoding == b"gzip" else zlib.MAX_WBITS
+        try:
+            inflater = zlib.decompressobj(wbits)
+            data = inflater.decompress(bytes(raw), MAX_BODY + 1)
+        except zlib.error:
+            await _refuse(send, "the request body is not valid compressed data")
+            return
+        if len(data) > MAX_BODY or inflater.unconsumed_tail:
+            await _refuse(send, f"request body over {MAX_BODY} bytes once decompressed")
+            return
+        rest = [
+            (k, v) for k, v in scope["headers"] if k not in (b"content-encoding", b"content-length")
+        ]
+        scope = {**scope, "headers": [*rest, (b"content-length", str(len(data)).encode())]}
+        sent = False
+
+        async def replay() -> Any:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": data, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def _counted(receive: Any) -> Any:
+    total = 0
+
+    async def counted() -> Any:
+        nonlocal total
+        message = await receive()
+        total += len(message.get("body", b""))
+        if total > MAX_BODY:
+            raise UsageError(f"request body over {MAX_BODY} bytes")
+        return message
+
+    return counted
+
+
+async def _refuse(send: Any, problem: str) -> None:
+    body = json.dumps({"error": problem, "kind": "UsageError", "context": {}}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 400,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _body(request: Request) -> Any:
+    """The JSON body (inflated and bounded by BodyLimit)."""
+    try:
+        return json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise UsageError("the request body is not valid JSON") from None
+
+
+def _columns(item: dict[str, Any]) -> MetricColumns:
+    steps, values, times = (wire.unb64(item[k]) for k in ("steps", "values", "times"))
+    count = validate.integer(item["count"], "count", 1, 1 << 31)
+    if not len(steps) == len(values) == len(times) == 8 * count:
+        raise UsageError("metric columns must hold count int64 steps, float64 values and times")
+    return MetricColumns(
+        key=validate.text(item["key"], "key", limit=500),
+        steps=steps,
+        values=values,
+        times=times,
+        count=count,
+        first_step=int(item["first_step"]),
+        last_step=int(item["last_step"]),
+    )
+
+
+def downsample(steps: Any, values: Any, times: Any, max_points: int) -> tuple[Any, Any, Any]:
+    """At most max_points points: each of max_points // 2 buckets keeps its lowest and its
+    highest value (in step order), so a spike never disappears from a chart."""
+    import numpy as np
+
+    n = len(steps)
+    if n <= max_points:
+        return steps, values, times
+    buckets = max(1, max_points // 2)
+    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+    keep = []
+    for start, end in itertools.pairwise(edges):
+        if end <= start:
+            continue
+        piece = values[start:end]
+        if np.isnan(piece).all():
+            keep.append(start)
+            continue
+        low, high = int(np.nanargmin(piece)) + start, int(np.nanargmax(piece)) + start
+        keep.extend(sorted({low, high}))
+    index = np.asarray(keep, dtype=np.int64)
+    return steps[index], values[index], times[index]
+
+
+def create_app(meta: MetaStore) -> FastAPI:
+    """The application over one metadata store."""
+    app = FastAPI(
+        title="lockstep",
+        version=__version__,
+        openapi_url=f"{API}/openapi.json",
+        docs_url=f"{API}/docs",
+        redoc_url=None,
+    )
+
+    @app.exception_handler(LockstepError)
+    async def lockstep_error(_request: Request, exc: LockstepError) -> JSONResponse:
+        if isinstance(exc, LookupError):
+            return _error(404, exc)
+        if isinstance(exc, UsageError):
+            return _error(400, exc)
+        if isinstance(exc, RunStateError):
+            return _error(409, exc)
+        if isinstance(exc, StoreError):
+            return _error(503, exc)
+        return _error(500, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+            for e in exc.errors()[:5]
+        )
+        return _error(400, UsageError(f"invalid request: {problems}"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"error": str(exc.detail), "kind": "HTTPError", "context": {}},
+            status_code=exc.status_code,
+        )
+
+    @app.exception_handler(KeyError)
+    async def missing_field(_request: Request, exc: KeyError) -> JSONResponse:
+        return _error(400, UsageError(f"the request lacks the field {exc}"))
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"ok": True, "version": __version__, "store": meta.location}
+
+    api = APIRouter(prefix=API)
+
+    @api.get("/experiments")
+    def experiments() -> list[dict[str, Any]]:
+        return [
+            {"id": e.id, "name": e.name, "created_at": e.created_at} for e in meta.experiments()
+        ]
+
+    @api.post("/runs", status_code=201)
+    def create_run(body: dict[str, Any] = Body(...)) -> dict[str, str]:  # noqa: B008
+        run_id = validate.run_id(body["id"])
+        meta.create_run(
+            run_id=run_id,
+            name=validate.text(body["name"], "name", limit=255),
+            experiment=validate.text(body["experiment"], "experiment", limit=255),
+            start_time=float(body["start_time"]),
+            host=validate.text(body["host"], "host", limit=255),
+            pid=int(body["pid"]),
+            pid_start=None if body.get("pid_start") is None else float(body["pid_start"]),
+            params=body.get("params") or {},
+            tags=body.get("tags") or {},
+            note=validate.text(body.get("note", ""), "note"),
+        )
+        return {"id": run_id}
+
+    @api.get("/runs")
+    def search(
+        experiment: str | None = None,
+        filter: str = "",
+        sort: str = "",
+        limit: int | None = Query(None, ge=1, le=1_000_000),
+        offset: int = Query(0, ge=0),
+    ) -> dict[str, Any]:
+        found = meta.search(
+            experiment=experiment,
+            where=parse_filter(filter),
+            sort=parse_sort(sort) if sort else (),
+            limit=limit,
+            offset=offset,
+        )
+        return {"runs": [wire.run_to_wire(r) for r in found]}
+
+    @api.get("/runs/count")
+    def count(experiment: str | None = None, filter: str = "") -> dict[str, int]:
+        return {"count": meta.count(experiment=experiment, where=parse_filter(filter))}
+
+    @api.get("/runs/resolve")
+    def resolve(ref: str, last_of: str | None = None) -> dict[str, str]:
+        return {"id": meta.resolve(ref, last_of=last_of)}
+
+    @api.post("/outputs/recorded")
+    def recorded_outputs(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        """Which of these paths some run recorded as an output, with the digests."""
+        paths = body["paths"]
+        if not isinstance(paths, list) or len(paths) > 1_000_000:
+            raise UsageError("paths must be a list")
+        found = meta.recorded_outputs([str(p) for p in paths])
+        return {"outputs": sorted([path, digest] for path, digest in found)}
+
+    @api.get("/runs/live")
+    def live_runs() -> list[dict[str, Any]]:
+        return [
+            {
+                "id": r.id,
+                "host": r.host,
+                "pid": r.pid,
+                "pid_start": r.pid_start,
+                "heartbeat_at": r.heartbeat_at,
+            }
+            for r in meta.live_runs()
+        ]
+
+    @api.get("/runs/{run_id}")
+    def get_run(run_id: str) -> dict[str, Any]:
+        return wire.run_to_wire(meta.get_run(_run_id(run_id)))
+
+    @api.delete("/runs/{run_id}", status_code=204)
+    def delete_run(run_id: str) -> Response:
+        meta.delete_run(_existing(run_id))
+        return Response(status_code=204)
+
+    def _existing(run_id: str) -> str:
+        checked = _run_id(run_id)
+        if not meta.has_run(checked):
+            raise RunNotFound(checked)
+        return checked
+
+    @api.post("/runs/{run_id}/params", status_code=204)
+    def log_params(run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
+        meta.log_params(_existing(run_id), body["params"])
+        return Response(status_code=204)
+
+    @api.post("/runs/{run_id}/tags", status_code=204)
+    def set_tags(run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
+        meta.set_tags(_existing(run_id), body["tags"])
+        return Response(status_code=204)
+
+    @api.delete("/runs/{run_id}/tags", status_code=204)
+    def delete_tag(run_id: str, key: str) -> Response:
+        meta.delete_tag(_existing(run_id), key)
+        return Response(status_code=204)
+
+    @api.put("/runs/{run_id}/note", status_code=204)
+    def set_note(run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
+        meta.set_note(_existing(run_id), validate.text(body["note"], "note"))
+        return Response(status_code=204)
+
+    @api.post("/runs/{run_id}/sections", status_code=204)
+    def set_sections(run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
+        sections = body["sections"]
+        if not isinstance(sections, dict) or not all(
+            isinstance(k, str) and len(k) <= 64 for k in sections
+        ):
+            raise UsageError("sections must be an object of names (64 characters at most)")
+        meta.set_sections(_existing(run_id), sections)
+        return Response(status_code=204)
+
+    @api.post("/runs/{run_id}/artifacts", status_code=204)
+    def add_artifacts(run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
+        artifacts = []
+        for item in body["artifacts"]:
+            path = str(item["path"])
+            if not path.startswith("/"):  # inside the project: a clean relative path
+                validate.relative_path(path, "artifact path")
+            artifacts.append(
+                Artifact(
+                    path=path,
+                    digest=validate.digest(item["digest"], "artifact digest"),
+                    size=validate.integer(item["size"], "artifact size"),
+                    kind=str(item.get("kind", "artifact"))[:16],
+                )
+            )
+        meta.add_artifacts(_existing(run_id), artifacts)
+        return Response(status_code=204)
+
+    @api.post("/runs/{run_id}/finish", status_code=204)
+    def finish_run(run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
+        meta.finish_run(
+            _existing(run_id), RunStatus(body["status"]), float(body["end_time"]), body.get("error")
+        )
+        return Response(status_code=204)
+
+    @api.post("/runs/{run_id}/heartbeat", status_code=204)
+    def heartbeat(run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
+        meta.heartbeat(_existing(run_id), float(body["now"]))
+        return Response(status_code=204)
+
+    @api.get("/runs/{run_id}/metric-state")
+    def metric_state(run_id: str) -> dict[str, Any]:
+        seqs, summaries = meta.metric_state(_run_id(run_id))
+        return {"seqs": seqs, "summaries": [wire.summary_to_wire(s) for s in summaries.values()]}
+
+    @api.post("/runs/{run_id}/metrics", status_code=204)
+    async def append_metrics(run_id: str, request: Request) -> Response:
+        """One flush: columns per key (base64 little-endian), their chunk numbers, the new
+        summaries. Sent again, it is stored once."""
+        checked = _existing(run_id)
+        body = await _body(request)
+        columns = [_columns(c) for c in body["columns"]]
+        seqs = {str(k): validate.integer(v, "seq", 0, 1 << 31) for k, v in body["seqs"].items()}
+        summaries = [wire.summary_from_wire(s) for s in body["summaries"]]
+        if any(c.key not in seqs for c in columns):
+            raise UsageError("every column needs its chunk number in seqs")
+        from starlette.concurrency import run_in_threadpool
+
+        await run_in_threadpool(
+            meta.append_metrics, checked, columns, seqs, summaries, float(body["heartbeat_at"])
+        )
+        return Response(status_code=204)
+
+    @api.get("/runs/{run_id}/chunks")
+    def metric_chunks(run_id: str, key: str) -> dict[str, Any]:
+        stored = meta.metric_chunks(_run_id(run_id), key)
+        return {
+            "steps": [wire.b64(b) for b in stored.steps],
+            "values": [wire.b64(b) for b in stored.values],
+            "times": [wire.b64(b) for b in stored.times],
+        }
+
+    @api.put("/runs/{run_id}/chunks", status_code=204)
+    async def replace_metric_chunks(run_id: str, key: str, request: Request) -> Response:
+        checked = _existing(run_id)
+        body = await _body(request)
+        merged = [_columns({**c, "key": key}) for c in body["chunks"]]
+        meta.replace_metric_chunks(checked, key, merged)
+        return Response(status_code=204)
+
+    @api.get("/runs/{run_id}/chunk-counts")
+    def chunk_counts(run_id: str) -> dict[str, int]:
+        return meta.chunk_counts(_run_id(run_id))
+
+    @api.get("/runs/{run_id}/history")
+    def history(
+        run_id: str, key: str, max_points: int = Query(2000, ge=2, le=MAX_POINTS)
+    ) -> dict[str, Any]:
+        """A metric series, downsampled to at most max_points (min and max per bucket)."""
+        from lockstep.tracking.history import MetricHistory
+
+        series = MetricHistory.from_chunks(key, meta.metric_chunks(_existing(run_id), key))
+        steps, values, times = downsample(series.steps, series.values, series.times, max_points)
+        return {
+            "key": key,
+            "points": len(series),
+            "steps": steps.tolist(),
+            "values": [wire.number(v) for v in values.tolist()],
+            "times": times.tolist(),
+        }
+
+    app.include_router(api)
+    app.add_middleware(BodyLimit)
+    return app

@@ -1,0 +1,272 @@
+"""The server through real HTTP: lockstep's own client against it, and hostile requests."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.conftest import Backend, clean_env
+from tests.serverproc import served
+from tests.tracking.test_launcher import lockstep
+
+
+@pytest.fixture
+def server(backend: Backend, tmp_path: Path) -> Iterator[str]:
+    home = tmp_path / "served"
+    home.mkdir()
+    backend.store_dir.mkdir(parents=True, exist_ok=True)
+    with served(home, "--db", backend.meta_url) as url:
+        yield url
+
+
+def client_env(url: str) -> dict[str, str]:
+    return {"LOCKSTEP_TRACKING_URI": url}
+
+
+def test_a_run_logged_through_the_server_reads_back_from_a_fresh_directory(
+    server: str, tmp_path: Path
+) -> None:
+    writer = tmp_path / "writer"
+    writer.mkdir()
+    code = (
+        "import lockstep\n"
+        "with lockstep.start(name='far', params={'lr': 0.1}, tags={'team': 'a'}) as run:\n"
+        "    for step in range(5000):\n"
+        "        run.log({'loss': 1 / (step + 1), 'acc': step / 5000}, step=step)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=writer,
+        env=clean_env(**client_env(server)),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    reader = tmp_path / "reader"
+    reader.mkdir()
+    listed = lockstep(reader, "runs", "--json", "-f", "params.lr > 0.01", env=client_env(server))
+    assert listed.returncode == 0, listed.stderr
+    [run] = json.loads(listed.stdout)
+    assert run["name"] == "far" and run["status"] == "finished"
+    assert run["metrics"] == {"loss": 1 / 5000, "acc": 4999 / 5000}
+    shown = json.loads(lockstep(reader, "show", "far", "--json", env=client_env(server)).stdout)
+    assert shown["tags"] == {"team": "a"}
+    series = json.loads(
+        lockstep(reader, "metrics", "far", "loss", "--json", env=client_env(server)).stdout
+    )
+    assert len(series["steps"]) == 5000
+    assert not (reader / ".lockstep" / "lockstep.db").exists()  # nothing stored locally
+
+
+def test_a_batch_sent_twice_is_stored_once(server: str) -> None:
+    from lockstep.core.ids import new_run_id
+    from lockstep.core.records import MetricSummary
+    from lockstep.meta.store import MetricColumns
+    from lockstep.remote.meta import HttpMetaStore
+
+    store = HttpMetaStore.open(server)
+    run_id = new_run_id()
+    store.create_run(
+        run_id=run_id, name="r", experiment="e", start_time=1.0, host="h", pid=1, pid_start=None
+    )
+
+    def batch(seq: int, values: list[float]) -> None:
+        steps = np.arange(seq * 10, seq * 10 + len(values), dtype="<i8")
+        columns = MetricColumns(
+            key="loss",
+            steps=steps.tobytes(),
+            values=np.asarray(values, dtype="<f8").tobytes(),
+            times=np.zeros(len(values), dtype="<f8").tobytes(),
+            count=len(values),
+            first_step=int(steps[0]),
+            last_step=int(steps[-1]),
+        )
+        summary = MetricSummary(
+            key="loss", last=values[-1], last_step=int(steps[-1]), min=0.0, max=9.0, count=seq + 1
+        )
+        store.append_metrics(run_id, [columns], {"loss": seq}, [summary], heartbeat_at=2.0)
+
+    try:
+        batch(0, [3.0, 2.0])
+        batch(1, [1.0])
+        batch(0, [3.0, 2.0])  # a retry of the first, after the second arrived
+        record = store.get_run(run_id)
+        chunks = store.metric_chunks(run_id, "loss")
+    finally:
+        store.close()
+    assert record.metrics["loss"].last == 1.0  # the summary did not step back
+    assert len(chunks.values) == 2
+
+
+def test_history_is_downsampled_without_losing_spikes(server: str, tmp_path: Path) -> None:
+    code = (
+        "import lockstep\n"
+        "with lockstep.start(name='spiky') as run:\n"
+        "    for step in range(100_000):\n"
+        "        run.log({'loss': 100.0 if step == 77_777 else 1.0}, step=step)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=clean_env(**client_env(server)),
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    runs = httpx.get(f"{server}/api/v1/runs").json()["runs"]
+    run_id = runs[0]["id"]
+    found = httpx.get(
+        f"{server}/api/v1/runs/{run_id}/history", params={"key": "loss", "max_points": 200}
+    ).json()
+    assert found["points"] == 100_000
+    assert len(found["steps"]) <= 200
+    assert 77_777 in found["steps"] and max(found["values"]) == 100.0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        ("GET", "/api/v1/runs/..%2F..%2Fetc", {}, 404),
+        ("GET", "/api/v1/runs/not-a-run-id", {}, 404),
+        ("GET", "/api/v1/runs", {"params": {"filter": "name = 'x'; DROP TABLE runs"}}, 400),
+        ("GET", "/api/v1/runs", {"params": {"filter": "params.x = 1 or 1=1 --"}}, 400),
+        ("GET", "/api/v1/runs", {"params": {"sort": "-metrics.acc; DELETE"}}, 400),
+        (
+            "POST",
+            "/api/v1/runs",
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            400,
+        ),
+        ("POST", "/api/v1/runs", {"json": {"id": "x" * 26}}, 400),
+    ],
+)
+def test_hostile_requests_are_refused_with_a_reason(
+    server: str,
+    method: str,
+    path: str,
+    kwargs: dict,
+    status: int,  # type: ignore[type-arg]
+) -> None:
+    response = httpx.request(method, f"{server}{path}", **kwargs)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]
+    assert httpx.get(f"{server}/health").status_code == 200  # and the server still answers
+
+
+def test_hostile_metric_and_artifact_bodies(server: str) -> None:
+    from lockstep.core.ids import new_run_id
+
+    run_id = new_run_id()
+    created = httpx.post(
+        f"{server}/api/v1/runs",
+        json={"id": run_id, "name": "r", "experiment": "e", "start_time": 1, "host": "h", "pid": 1},
+    )
+    assert created.status_code == 201
+    traversal = httpx.post(
+        f"{server}/api/v1/runs/{run_id}/artifacts",
+        json={"artifacts": [{"path": "../../etc/passwd", "digest": "a" * 64, "size": 1}]},
+    )
+    assert traversal.status_code == 400 and "artifact path" in traversal.json()["error"]
+    not_digest = httpx.post(
+        f"{server}/api/v1/runs/{run_id}/artifacts",
+        json={"artifacts": [{"path": "m.pt", "digest": "../x", "size": 1}]},
+    )
+    assert not_digest.status_code == 400
+    bomb = gzip.compress(b"[" + b"0," * (40 << 20) + b"0]")  # small compressed, huge inflated
+    inflated = httpx.post(
+        f"{server}/api/v1/runs/{run_id}/metrics",
+        content=bomb,
+        headers={"content-encoding": "gzip", "content-type": "application/json"},
+    )
+    assert inflated.status_code == 400 and "decompressed" in inflated.json()["error"]
+    lying = httpx.post(
+        f"{server}/api/v1/runs/{run_id}/metrics",
+        json={
+            "columns": [
+                {
+                    "key": "k",
+                    "steps": "AAAA",
+                    "values": "AAAA",
+                    "times": "AAAA",
+                    "count": 5,
+                    "first_step": 0,
+                    "last_step": 4,
+                }
+            ],
+            "seqs": {"k": 0},
+            "summaries": [],
+            "heartbeat_at": 1,
+        },
+    )
+    assert lying.status_code == 400
+    assert httpx.get(f"{server}/api/v1/runs/{run_id}/chunk-counts").json() == {}
+    unicode_name = httpx.post(
+        f"{server}/api/v1/runs/{run_id}/tags", json={"tags": {"ключ": "値 ✓"}}
+    )
+    assert unicode_name.status_code == 204
+    assert httpx.get(f"{server}/api/v1/runs/{run_id}").json()["tags"] == {"ключ": "値 ✓"}
+
+
+def test_the_openapi_document_describes_the_api(server: str) -> None:
+    spec = httpx.get(f"{server}/api/v1/openapi.json").json()
+    assert spec["info"]["title"] == "lockstep"
+    for path in ("/api/v1/runs", "/api/v1/runs/{run_id}/metrics", "/api/v1/runs/{run_id}/history"):
+        assert path in spec["paths"]
+
+
+def test_a_server_that_cannot_be_reached_is_one_line(tmp_path: Path) -> None:
+    from tests.serverproc import free_port
+
+    result = lockstep(tmp_path, "runs", env=client_env(f"http://127.0.0.1:{free_port()}"))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the lockstep server" in lines[0]
+
+
+def test_what_the_server_does_not_serve_yet_says_so(server: str, tmp_path: Path) -> None:
+    (tmp_path / "d.txt").write_text("x")
+    for args in (["data", "add", "d.txt"], ["models", "ls"], ["gc"], ["lineage", "x@v1"]):
+        result = lockstep(tmp_path, *args, env=client_env(server))
+        assert result.returncode == 1, (args, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "not served by" in lines[0], (args, result.stderr)
+
+
+def test_listening_beyond_loopback_needs_insecure(tmp_path: Path) -> None:
+    refused = lockstep(tmp_path, "server", "--host", "0.0.0.0", "--port", "0")
+    assert refused.returncode == 2
+    assert "without authentication" in refused.stderr
+    bad = lockstep(tmp_path, "runs", env={"LOCKSTEP_TRACKING_URI": "ftp://example"})
+    assert bad.returncode == 2 and "http:// or https://" in bad.stderr
+
+
+def test_run_verify_and_diff_against_the_server(server: str, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "job.py").write_text(
+        "import random\nprint(f'acc {random.random():.6f}')\nopen('out.txt', 'w').write('done')\n"
+    )
+    env = client_env(server)
+    ran = lockstep(
+        project, "run", "--name", "job", "--seed", "3", "--", sys.executable, "job.py", env=env
+    )
+    assert ran.returncode == 0, ran.stderr
+    verified = lockstep(project, "verify", "job", env=env)
+    assert verified.returncode == 0, verified.stderr
+    assert "\nIDENTICAL  reproduction of job" in verified.stdout
+    runs = httpx.get(f"{server}/api/v1/runs").json()["runs"]
+    assert {r["name"] for r in runs} >= {"job"} and len(runs) == 2  # the run and its rerun
+    differs = lockstep(project, "diff", "job", "last", env=env)
+    assert differs.returncode == 0 and "do not differ" in differs.stdout
+    # The metadata is on the server only; the local store holds objects and caches.
+    assert not (project / ".lockstep" / "lockstep.db").exists()

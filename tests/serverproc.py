@@ -1,0 +1,63 @@
+"""A real ``lockstep server`` in a subprocess on a free port, for tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def served(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Start `lockstep server ARGS` in cwd; yields its URL once /health answers."""
+    import httpx
+
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKSTEP_")}
+    full_env.update(env or {})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lockstep", "server", "--port", str(port), *args],
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"the server exited: {process.stderr.read() if process.stderr else ''}"
+                )
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not answer within 30 s")
+            time.sleep(0.05)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
