@@ -27,12 +27,14 @@ def served(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Iterator
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKSTEP_")}
     full_env.update(env or {})
+    # The access log goes to a file: a pipe nobody reads would fill and stall the server.
+    log = (cwd / f"server-{port}.log").open("w+")
     process = subprocess.Popen(
         [sys.executable, "-m", "lockstep", "server", "--port", str(port), *args],
         cwd=cwd,
         env=full_env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -59,5 +61,4 @@ def served(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Iterator
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
+        log.close()

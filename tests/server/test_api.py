@@ -270,3 +270,42 @@ def test_run_verify_and_diff_against_the_server(server: str, tmp_path: Path) -> 
     assert differs.returncode == 0 and "do not differ" in differs.stdout
     # The metadata is on the server only; the local store holds objects and caches.
     assert not (project / ".lockstep" / "lockstep.db").exists()
+
+
+def test_prometheus_metrics_and_the_access_log(tmp_path: Path) -> None:
+    from lockstep.core.ids import new_run_id
+
+    home = tmp_path / "served"
+    home.mkdir()
+    with served(home) as url:
+        run_id = new_run_id()
+        httpx.post(
+            f"{url}/api/v1/runs",
+            json={
+                "id": run_id,
+                "name": "r",
+                "experiment": "e",
+                "start_time": 1,
+                "host": "h",
+                "pid": 1,
+            },
+        )
+        httpx.get(f"{url}/api/v1/runs/{run_id}")
+        httpx.get(f"{url}/api/v1/runs/{new_run_id()}")  # a 404
+        text = httpx.get(f"{url}/metrics").text
+    assert (
+        'lockstep_requests_total{method="GET",route="/api/v1/runs/{run_id}",status="200"} 1.0'
+        in text
+    )
+    assert 'route="/api/v1/runs/{run_id}",status="404"} 1.0' in text
+    assert "lockstep_request_seconds_bucket" in text
+    logged = [
+        json.loads(line)
+        for line in next(home.glob("server-*.log")).read_text().splitlines()
+        if line.startswith("{")
+    ]
+    answered = [(e["method"], e["route"], e["status"]) for e in logged]
+    assert ("POST", "/api/v1/runs", 201) in answered
+    assert ("GET", "/api/v1/runs/{run_id}", 200) in answered
+    assert ("GET", "/api/v1/runs/{run_id}", 404) in answered
+    assert all({"time", "path", "ms", "bytes", "client"} <= e.keys() for e in logged)

@@ -34,8 +34,11 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
         is_flag=True,
         help="Listen on a non-loopback address without authentication.",
     )
+    @click.option("--quiet", is_flag=True, help="No access log (one JSON line per request).")
     @pass_context
-    def server(obj: Any, host: str, port: int, db_url: str | None, insecure: bool) -> None:
+    def server(
+        obj: Any, host: str, port: int, db_url: str | None, insecure: bool, quiet: bool
+    ) -> None:
         """Serve this project's runs and metrics over HTTP (the API under /api/v1)."""
         from dataclasses import replace
 
@@ -69,4 +72,9 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
             + ("" if _loopback(host) else " WITHOUT authentication (--insecure)"),
             err=True,
         )
+        if not quiet:
+            from lockstep.server.observe import enable_access_log
+
+            enable_access_log()
+        # uvicorn stops on SIGTERM or Ctrl-C after answering the requests in flight.
         uvicorn.run(create_app(meta), host=host, port=port, log_level="warning", access_log=False)

@@ -106,7 +106,8 @@ class BodyLimit:
         rest = [
             (k, v) for k, v in scope["headers"] if k not in (b"content-encoding", b"content-length")
         ]
-        scope = {**scope, "headers": [*rest, (b"content-length", str(len(data)).encode())]}
+        # In place: the routing fills this scope, and Observe reads the route from it.
+        scope["headers"] = [*rest, (b"content-length", str(len(data)).encode())]
         sent = False
 
         async def replay() -> Any:
@@ -195,6 +196,9 @@ def downsample(steps: Any, values: Any, times: Any, max_points: int) -> tuple[An
 
 def create_app(meta: MetaStore) -> FastAPI:
     """The application over one metadata store."""
+    from lockstep.server.observe import Observe, Observed
+
+    observed = Observed()
     app = FastAPI(
         title="lockstep",
         version=__version__,
@@ -233,6 +237,11 @@ def create_app(meta: MetaStore) -> FastAPI:
     @app.exception_handler(KeyError)
     async def missing_field(_request: Request, exc: KeyError) -> JSONResponse:
         return _error(400, UsageError(f"the request lacks the field {exc}"))
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        """Requests, latencies and stored metric batches in Prometheus' text format."""
+        return Response(observed.text(), media_type="text/plain; version=0.0.4")
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -406,6 +415,8 @@ def create_app(meta: MetaStore) -> FastAPI:
         await run_in_threadpool(
             meta.append_metrics, checked, columns, seqs, summaries, float(body["heartbeat_at"])
         )
+        observed.batches.inc()
+        observed.points.inc(sum(c.count for c in columns))
         return Response(status_code=204)
 
     @api.get("/runs/{run_id}/chunks")
@@ -448,4 +459,5 @@ def create_app(meta: MetaStore) -> FastAPI:
 
     app.include_router(api)
     app.add_middleware(BodyLimit)
+    app.add_middleware(Observe, observed=observed)  # outermost: sees every answer
     return app
