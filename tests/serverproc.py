@@ -20,15 +20,26 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+def served(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None
+) -> Iterator[str]:
     """Start `lockstep server ARGS` in cwd; yields its URL once /health answers."""
+    with serving(cwd, *args, env=env, port=port) as (url, _process):
+        yield url
+
+
+@contextmanager
+def serving(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """Like served, also yielding the server's process (to kill it)."""
     import httpx
 
-    port = free_port()
+    port = port or free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKSTEP_")}
     full_env.update(env or {})
     # The access log goes to a file: a pipe nobody reads would fill and stall the server.
-    log = (cwd / f"server-{port}.log").open("w+")
+    log = (cwd / f"server-{port}.log").open("a+")
     process = subprocess.Popen(
         [sys.executable, "-m", "lockstep", "server", "--port", str(port), *args],
         cwd=cwd,
@@ -53,7 +64,7 @@ def served(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Iterator
             if time.monotonic() > deadline:
                 raise RuntimeError("the server did not answer within 30 s")
             time.sleep(0.05)
-        yield url
+        yield url, process
     finally:
         process.send_signal(signal.SIGTERM)
         try:

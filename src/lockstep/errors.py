@@ -17,7 +17,8 @@
     │   ├── ObjectMissing(LookupError)     an object the store should hold is not there
     │   ├── ObjectCorrupt                  an object's bytes no longer match its digest
     │   ├── RemoteDocumentRefused          a remote's document fails validation
-    │   └── RemoteError                    a remote cannot be reached or used
+    │   ├── RemoteError                    a remote cannot be reached or used
+    │   └── ServerUnreachable              a lockstep server does not answer
     ├── RunStateError(RuntimeError)        an operation the run's state forbids
     ├── PromotionRefused                   an alias move the model's run does not earn
     └── RebuildError                       a run's code, data or environment cannot be rebuilt
@@ -212,6 +213,10 @@ class RemoteDocumentRefused(StoreError):
 
 class RemoteError(StoreError):
     """A remote cannot be reached or used (missing, unreachable, refusing, no bucket)."""
+
+
+class ServerUnreachable(StoreError):
+    """A lockstep server does not answer (down, or the network between is)."""
 
 
 class RunStateError(LockstepError, RuntimeError):

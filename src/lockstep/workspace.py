@@ -177,7 +177,9 @@ class Workspace:
             from lockstep.remote.meta import HttpMetaStore
 
             # The metadata lives on the server; objects and caches stay in the local store.
-            served: Any = HttpMetaStore.open(settings.tracking_uri, settings.token)
+            served: Any = HttpMetaStore.open(
+                settings.tracking_uri, settings.token, spool=store_dir / "spool"
+            )
             return cls(store_dir=store_dir, settings=settings, meta=served)
         if not settings.db_url:
             check_database_file(default_database(store_dir), store_dir)

@@ -27,7 +27,9 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
 
     @cli.command("server")
     @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-    @click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535))
+    @click.option(
+        "--port", default=5000, show_default=True, type=click.IntRange(0, 65535), help="Port."
+    )
     @click.option("--db", "db_url", help="Metadata URL (default: this project's store).")
     @click.option(
         "--insecure",

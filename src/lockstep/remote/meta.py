@@ -9,21 +9,44 @@ connection error.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import logging
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from lockstep.core.query import Node, SortKey, filter_text, sort_text
 from lockstep.core.records import Artifact, Experiment, MetricSummary, RunRecord
 from lockstep.core.status import RunStatus
-from lockstep.errors import RunNotFound, RunStateError, StoreError, UsageError
+from lockstep.errors import (
+    RunNotFound,
+    RunStateError,
+    ServerUnreachable,
+    StoreError,
+    UsageError,
+)
 from lockstep.meta.store import LiveRun, MetricColumns, StoredChunks
 from lockstep.remote import wire
 
+log = logging.getLogger("lockstep")
+
 API = "/api/v1"
 _RETRIES = 3
+# The writes a spool may hold: op -> (method, path, compressed). Each is keyed on the
+# server, so one sent twice is stored once.
+_ROUTES = {
+    "create_run": ("POST", "/runs", False),
+    "log_params": ("POST", "/runs/{run}/params", False),
+    "set_tags": ("POST", "/runs/{run}/tags", False),
+    "set_note": ("PUT", "/runs/{run}/note", False),
+    "set_sections": ("POST", "/runs/{run}/sections", True),
+    "add_artifacts": ("POST", "/runs/{run}/artifacts", True),
+    "append_metrics": ("POST", "/runs/{run}/metrics", True),
+    "finish_run": ("POST", "/runs/{run}/finish", False),
+}
 
 
 def _columns_json(c: MetricColumns) -> dict[str, Any]:
@@ -56,20 +79,98 @@ class HttpMetaStore:
 
     read_only = False
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        timeout: float = 30.0,
+        spool: Path | None = None,
+    ) -> None:
         import httpx
 
+        from lockstep.remote.spool import Spool
+
         self.url = url.rstrip("/")
+        # Writes the server cannot take while it is down wait here, in order.
+        self.spool = Spool(spool) if spool is not None else None
+        self._spooling: set[str] = set()
         headers = {"user-agent": "lockstep"}
         if token:
             headers["authorization"] = f"Bearer {token}"
         self._client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     @classmethod
-    def open(cls, url: str, token: str | None = None) -> HttpMetaStore:
-        store = cls(url, token)
+    def open(cls, url: str, token: str | None = None, spool: Path | None = None) -> HttpMetaStore:
+        store = cls(url, token, spool=spool)
         store._request("GET", "/health", api=False)  # one line now, not at the first write
+        store.replay_spool()
         return store
+
+    # the spool ---------------------------------------------------------------
+
+    def _send(self, run_id: str, op: str, body: dict[str, Any]) -> None:
+        method, path, compress = _ROUTES[op]
+        self._request(method, path.format(run=run_id), body=body, compress=compress)
+
+    def _write(self, run_id: str, op: str, body: dict[str, Any]) -> None:
+        """Send a write, or keep it in the spool (after what is already there) while the
+        server does not answer: the training process never waits on an outage."""
+        spool = self.spool
+        if spool is None:
+            self._send(run_id, op, body)
+            return
+        if spool.pending(run_id):
+            with contextlib.suppress(ServerUnreachable):
+                spool.replay(run_id, lambda o, b: self._send(run_id, o, b))
+            if spool.pending(run_id):
+                spool.append(run_id, op, body)
+                return
+        try:
+            self._send(run_id, op, body)
+        except ServerUnreachable:
+            spool.append(run_id, op, body)
+            if run_id not in self._spooling:
+                self._spooling.add(run_id)
+                log.warning(
+                    "lockstep: the server at %s does not answer; run %s's records wait in %s "
+                    "and are sent when it does",
+                    self.url,
+                    run_id,
+                    spool.directory,
+                )
+
+    def replay_spool(self) -> list[str]:
+        """Send what earlier processes spooled; returns the runs still waiting."""
+        if self.spool is None:
+            return []
+        waiting = []
+        for run_id in self.spool.runs():
+
+            def send(op: str, body: dict[str, Any], run: str = run_id) -> None:
+                self._send(run, op, body)
+
+            try:
+                if not self.spool.replay(run_id, send):
+                    waiting.append(run_id)
+            except ServerUnreachable:
+                waiting.append(run_id)
+        return waiting
+
+    def _spooled_state(self, run_id: str) -> tuple[dict[str, int], dict[str, MetricSummary]]:
+        """The next chunk numbers and summaries as the spool leaves them (server down)."""
+        assert self.spool is not None
+        seqs: dict[str, int] = {}
+        summaries: dict[str, MetricSummary] = {}
+        path = self.spool.directory / f"{run_id}.jsonl"
+        for line in path.read_text(encoding="utf-8").splitlines():
+            entry = json.loads(line)
+            if entry["op"] == "append_metrics":
+                for key, seq in entry["body"]["seqs"].items():
+                    seqs[key] = max(seqs.get(key, 0), int(seq) + 1)
+                for item in entry["body"]["summaries"]:
+                    summary = wire.summary_from_wire(item)
+                    summaries[summary.key] = summary
+        return seqs, summaries
 
     def close(self) -> None:
         self._client.close()
@@ -134,7 +235,7 @@ class HttpMetaStore:
                 last = exc
                 time.sleep(0.2 * (attempt + 1))
         else:
-            raise StoreError(
+            raise ServerUnreachable(
                 f"cannot reach the lockstep server at {self.url} ({type(last).__name__}); check "
                 "that it runs and LOCKSTEP_TRACKING_URI (or [server] url) is right"
             )
@@ -185,10 +286,10 @@ class HttpMetaStore:
         tags: Mapping[str, str] | None = None,
         note: str = "",
     ) -> None:
-        self._request(
-            "POST",
-            "/runs",
-            body={
+        self._write(
+            run_id,
+            "create_run",
+            {
                 "id": run_id,
                 "name": name,
                 "experiment": experiment,
@@ -203,21 +304,19 @@ class HttpMetaStore:
         )
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        self._request("POST", f"/runs/{run_id}/params", body={"params": dict(params)})
+        self._write(run_id, "log_params", {"params": dict(params)})
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
-        self._request("POST", f"/runs/{run_id}/tags", body={"tags": dict(tags)})
+        self._write(run_id, "set_tags", {"tags": {k: str(v) for k, v in tags.items()}})
 
     def delete_tag(self, run_id: str, key: str) -> None:
         self._request("DELETE", f"/runs/{run_id}/tags", params={"key": key})
 
     def set_note(self, run_id: str, note: str) -> None:
-        self._request("PUT", f"/runs/{run_id}/note", body={"note": note})
+        self._write(run_id, "set_note", {"note": note})
 
     def set_sections(self, run_id: str, sections: Mapping[str, Any]) -> None:
-        self._request(
-            "POST", f"/runs/{run_id}/sections", body={"sections": dict(sections)}, compress=True
-        )
+        self._write(run_id, "set_sections", {"sections": dict(sections)})
 
     def add_artifacts(self, run_id: str, artifacts: Sequence[Artifact]) -> None:
         body = {
@@ -226,7 +325,7 @@ class HttpMetaStore:
                 for a in artifacts
             ]
         }
-        self._request("POST", f"/runs/{run_id}/artifacts", body=body, compress=True)
+        self._write(run_id, "add_artifacts", body)
 
     def recorded_outputs(self, paths: Sequence[str]) -> set[tuple[str, str]]:
         found = self._request(
@@ -239,14 +338,13 @@ class HttpMetaStore:
     ) -> None:
         if not status.is_final:
             raise RunStateError(f"cannot finish run {run_id} as {status}")
-        self._request(
-            "POST",
-            f"/runs/{run_id}/finish",
-            body={"status": str(status), "end_time": end_time, "error": error},
+        self._write(
+            run_id, "finish_run", {"status": str(status), "end_time": end_time, "error": error}
         )
 
     def heartbeat(self, run_id: str, now: float) -> None:
-        self._request("POST", f"/runs/{run_id}/heartbeat", body={"now": now})
+        with contextlib.suppress(ServerUnreachable):  # a missed beat is no loss
+            self._request("POST", f"/runs/{run_id}/heartbeat", body={"now": now})
 
     def live_runs(self) -> list[LiveRun]:
         return [LiveRun(**r) for r in self._request("GET", "/runs/live")]
@@ -300,6 +398,11 @@ class HttpMetaStore:
     # metrics -----------------------------------------------------------------
 
     def metric_state(self, run_id: str) -> tuple[dict[str, int], dict[str, MetricSummary]]:
+        if self.spool is not None and self.spool.pending(run_id):
+            with contextlib.suppress(ServerUnreachable):
+                self.spool.replay(run_id, lambda o, b: self._send(run_id, o, b))
+            if self.spool.pending(run_id):
+                return self._spooled_state(run_id)
         found = self._request("GET", f"/runs/{run_id}/metric-state")
         summaries = [wire.summary_from_wire(s) for s in found["summaries"]]
         return {k: int(v) for k, v in found["seqs"].items()}, {s.key: s for s in summaries}
@@ -312,16 +415,15 @@ class HttpMetaStore:
         summaries: Sequence[MetricSummary],
         heartbeat_at: float,
     ) -> None:
-        self._request(
-            "POST",
-            f"/runs/{run_id}/metrics",
-            body={
+        self._write(
+            run_id,
+            "append_metrics",
+            {
                 "columns": [_columns_json(c) for c in columns],
                 "seqs": dict(seqs),
                 "summaries": [wire.summary_to_wire(s) for s in summaries],
                 "heartbeat_at": heartbeat_at,
             },
-            compress=True,
         )
 
     def metric_chunks(self, run_id: str, key: str) -> StoredChunks:
@@ -342,4 +444,6 @@ class HttpMetaStore:
         )
 
     def chunk_counts(self, run_id: str) -> dict[str, int]:
+        if self.spool is not None and self.spool.pending(run_id):
+            return {}  # compaction waits until the spool has been sent
         return {k: int(v) for k, v in self._request("GET", f"/runs/{run_id}/chunk-counts").items()}

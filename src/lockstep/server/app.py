@@ -257,7 +257,10 @@ def create_app(meta: MetaStore) -> FastAPI:
 
     @api.post("/runs", status_code=201)
     def create_run(body: dict[str, Any] = Body(...)) -> dict[str, str]:  # noqa: B008
+        """Create a run; creating one that exists (a replayed spool) changes nothing."""
         run_id = validate.run_id(body["id"])
+        if meta.has_run(run_id):
+            return {"id": run_id}
         meta.create_run(
             run_id=run_id,
             name=validate.text(body["name"], "name", limit=255),
