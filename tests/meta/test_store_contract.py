@@ -246,6 +246,17 @@ def test_compaction_replaces_chunks_atomically(store: MetaStore) -> None:
     assert np.frombuffer(store.metric_chunks(run_id, "loss").values[0]).tolist() == [1, 2, 3]
 
 
+def test_compact_metrics_merges_where_the_store_is(store: MetaStore) -> None:
+    run_id = make_run(store)
+    add_metric(store, run_id, "loss", [1.0, 2.0], seq=0)
+    add_metric(store, run_id, "loss", [3.0], seq=1)
+    add_metric(store, run_id, "acc", [0.5], seq=0)
+    store.compact_metrics(run_id)
+    assert store.chunk_counts(run_id) == {"loss": 1, "acc": 1}
+    assert np.frombuffer(store.metric_chunks(run_id, "loss").values[0]).tolist() == [1, 2, 3]
+    assert store.metric_state(run_id)[0] == {"loss": 1, "acc": 1}
+
+
 def test_live_runs_and_heartbeat(store: MetaStore) -> None:
     run_id = make_run(store)
     store.heartbeat(run_id, 12345.0)

@@ -239,3 +239,31 @@ def test_starting_a_run_on_a_full_store_raises_lockstep_s_own_error(tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("refused: cannot record a new run in sqlite:"), result.stdout
     assert "check the disk space" in result.stdout
+
+
+def test_a_large_flush_is_stored_in_bounded_parts(tmp_path: Path) -> None:
+    from lockstep.core.ids import new_run_id
+    from lockstep.meta.store import MetaStore
+    from lockstep.tracking.history import MetricHistory
+    from lockstep.tracking.writer import MAX_BATCH_POINTS, MetricWriter
+
+    assert not hasattr(MetaStore, "batch_points")  # the local store takes the default
+
+    meta = MetaStore.open(f"sqlite:///{tmp_path / 'meta.db'}")
+    run_id = new_run_id()
+    meta.create_run(
+        run_id=run_id, name="r", experiment="e", start_time=1.0, host="h", pid=1, pid_start=None
+    )
+    writer = MetricWriter(meta, run_id, flush_interval=3600, heartbeat_interval=3600)
+    keys = [f"k{i}" for i in range(10)]
+    steps = 3 * MAX_BATCH_POINTS // len(keys)
+    for step in range(steps):
+        writer.buffer.add(dict.fromkeys(keys, float(step)), step)
+    assert writer.flush() == steps * len(keys)
+    # Three batches of MAX_BATCH_POINTS, each one chunk per key.
+    assert meta.chunk_counts(run_id) == dict.fromkeys(keys, 3)
+    series = MetricHistory.from_chunks("k3", meta.metric_chunks(run_id, "k3"))
+    assert (series.steps == np.arange(steps)).all()
+    assert meta.get_run(run_id).metrics["k3"].count == steps
+    writer.close()
+    meta.close()

@@ -78,6 +78,34 @@ def summary_json(summary: MetricSummary) -> str:
     )
 
 
+# Compaction merges a series into chunks of at most this many points (24 MiB per chunk).
+COMPACT_CHUNK_POINTS = 1 << 20
+
+
+def merge_chunks(
+    key: str, steps: list[bytes], values: list[bytes], times: list[bytes]
+) -> list[MetricColumns]:
+    """Concatenate raw little-endian chunks into pieces of at most COMPACT_CHUNK_POINTS."""
+    step_bytes, value_bytes, time_bytes = b"".join(steps), b"".join(values), b"".join(times)
+    total = len(step_bytes) // 8
+    merged = []
+    for start in range(0, total, COMPACT_CHUNK_POINTS):
+        stop = min(total, start + COMPACT_CHUNK_POINTS)
+        piece = step_bytes[start * 8 : stop * 8]
+        merged.append(
+            MetricColumns(
+                key=key,
+                steps=piece,
+                values=value_bytes[start * 8 : stop * 8],
+                times=time_bytes[start * 8 : stop * 8],
+                count=stop - start,
+                first_step=int.from_bytes(piece[:8], "little", signed=True),
+                last_step=int.from_bytes(piece[-8:], "little", signed=True),
+            )
+        )
+    return merged
+
+
 def _batches(items: Sequence[str]) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), _IN_BATCH):
         yield items[start : start + _IN_BATCH]
@@ -555,6 +583,14 @@ class MetaStore:
             )
             if rows:
                 connection.execute(chunks.insert(), rows)
+
+    def compact_metrics(self, run_id: str) -> None:
+        """Merge each series of a run stored in several chunks into few large ones."""
+        for key, count in self.chunk_counts(run_id).items():
+            if count > 1:
+                stored = self.metric_chunks(run_id, key)
+                merged = merge_chunks(key, stored.steps, stored.values, stored.times)
+                self.replace_metric_chunks(run_id, key, merged)
 
     def chunk_counts(self, run_id: str) -> dict[str, int]:
         chunks = schema.metric_chunks

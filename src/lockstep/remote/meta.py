@@ -78,6 +78,9 @@ class HttpMetaStore:
     """A client of one server's metadata API."""
 
     read_only = False
+    # Points per metric batch: 50,000 points are 1.2 MB of columns. Measured with 8
+    # clients on 2 cores, 200,000 tripled the server's memory and quadrupled p99 latency.
+    batch_points = 50_000
 
     def __init__(
         self,
@@ -442,6 +445,13 @@ class HttpMetaStore:
             body={"chunks": [_columns_json(c) for c in merged]},
             compress=True,
         )
+
+    def compact_metrics(self, run_id: str) -> None:
+        """The server merges the run's chunks itself (the series never travels)."""
+        if self.spool is not None and self.spool.pending(run_id):
+            return  # compaction waits until the spool has been sent
+        with contextlib.suppress(ServerUnreachable):  # an optimisation: skipped when down
+            self._request("POST", f"/runs/{run_id}/compact")
 
     def chunk_counts(self, run_id: str) -> dict[str, int]:
         if self.spool is not None and self.spool.pending(run_id):

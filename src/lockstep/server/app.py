@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import zlib
 from typing import Any
 
@@ -402,24 +403,34 @@ def create_app(meta: MetaStore) -> FastAPI:
         seqs, summaries = meta.metric_state(_run_id(run_id))
         return {"seqs": seqs, "summaries": [wire.summary_to_wire(s) for s in summaries.values()]}
 
+    # Batches are decoded and stored on worker threads, two at a time: the event loop
+    # stays free for other requests, and memory holds two batches, not one per client.
+    ingesting = threading.BoundedSemaphore(2)
+
+    def ingest(run_id: str, raw: bytes) -> int:
+        with ingesting:
+            try:
+                body = json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                raise UsageError("the request body is not valid JSON") from None
+            columns = [_columns(c) for c in body["columns"]]
+            seqs = {str(k): validate.integer(v, "seq", 0, 1 << 31) for k, v in body["seqs"].items()}
+            summaries = [wire.summary_from_wire(s) for s in body["summaries"]]
+            if any(c.key not in seqs for c in columns):
+                raise UsageError("every column needs its chunk number in seqs")
+            meta.append_metrics(run_id, columns, seqs, summaries, float(body["heartbeat_at"]))
+            return sum(c.count for c in columns)
+
     @api.post("/runs/{run_id}/metrics", status_code=204)
     async def append_metrics(run_id: str, request: Request) -> Response:
         """One flush: columns per key (base64 little-endian), their chunk numbers, the new
         summaries. Sent again, it is stored once."""
-        checked = _existing(run_id)
-        body = await _body(request)
-        columns = [_columns(c) for c in body["columns"]]
-        seqs = {str(k): validate.integer(v, "seq", 0, 1 << 31) for k, v in body["seqs"].items()}
-        summaries = [wire.summary_from_wire(s) for s in body["summaries"]]
-        if any(c.key not in seqs for c in columns):
-            raise UsageError("every column needs its chunk number in seqs")
         from starlette.concurrency import run_in_threadpool
 
-        await run_in_threadpool(
-            meta.append_metrics, checked, columns, seqs, summaries, float(body["heartbeat_at"])
-        )
+        checked = _existing(run_id)
+        points = await run_in_threadpool(ingest, checked, await request.body())
         observed.batches.inc()
-        observed.points.inc(sum(c.count for c in columns))
+        observed.points.inc(points)
         return Response(status_code=204)
 
     @api.get("/runs/{run_id}/chunks")
@@ -437,6 +448,14 @@ def create_app(meta: MetaStore) -> FastAPI:
         body = await _body(request)
         merged = [_columns({**c, "key": key}) for c in body["chunks"]]
         meta.replace_metric_chunks(checked, key, merged)
+        return Response(status_code=204)
+
+    @api.post("/runs/{run_id}/compact", status_code=204)
+    async def compact_metrics(run_id: str) -> Response:
+        """Merge the run's flush-sized chunks into few large ones, here."""
+        from starlette.concurrency import run_in_threadpool
+
+        await run_in_threadpool(meta.compact_metrics, _existing(run_id))
         return Response(status_code=204)
 
     @api.get("/runs/{run_id}/chunk-counts")

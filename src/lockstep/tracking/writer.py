@@ -24,8 +24,9 @@ log = logging.getLogger("lockstep")
 # bootstrap reports it, so a run that lost points never ends as if it had not.
 LOST_POINTS = 0
 
-# Compaction merges a series into chunks of at most this many points (24 MiB per chunk).
-COMPACT_CHUNK_POINTS = 1 << 20
+# The most points one batch (one transaction) carries when the store says nothing: a
+# million points are 24 MB of columns. A server's client asks for smaller batches.
+MAX_BATCH_POINTS = 1_000_000
 
 
 def columnize(segments: Sequence[Segment]) -> dict[str, tuple[Any, Any, Any]]:
@@ -103,8 +104,9 @@ class MetricWriter:
         self.flush_interval = flush_interval
         self.heartbeat_interval = heartbeat_interval
         self.buffer = MetricBuffer()
-        # Taken from the buffer but not yet stored (a failed write is retried first).
-        self._unsaved: list[Segment] = []
+        # Taken from the buffer but not yet stored, per key in logging order (a failed
+        # write is retried first).
+        self._pending: dict[str, tuple[Any, Any, Any]] = {}
         self._seqs, self._summaries = meta.metric_state(run_id)
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
@@ -131,40 +133,72 @@ class MetricWriter:
             deadline = max(deadline, time.monotonic())
 
     def flush(self) -> int:
-        """Store every buffered point now; returns how many points were written."""
+        """Store every buffered point now; returns how many points were written.
+
+        A flush is sent in parts of at most the store's ``batch_points`` (else
+        MAX_BATCH_POINTS) points, each key's series sliced alike, so one request, one
+        transaction and the memory behind them stay bounded however fast the program
+        logs. A part that fails is retried first next time; parts already stored are never
+        sent again.
+        """
+        import numpy as np
+
         with self._flush_lock:
-            self._unsaved.extend(self.buffer.take())
+            for key, fresh in columnize(self.buffer.take()).items():
+                old = self._pending.get(key)
+                self._pending[key] = (
+                    fresh
+                    if old is None
+                    else (
+                        np.concatenate([old[0], fresh[0]]),
+                        np.concatenate([old[1], fresh[1]]),
+                        np.concatenate([old[2], fresh[2]]),
+                    )
+                )
             now = time.time()
-            if not self._unsaved:
+            if not self._pending:
                 if time.monotonic() - self._last_beat >= self.heartbeat_interval:
                     self.meta.heartbeat(self.run_id, now)
                     self._last_beat = time.monotonic()
                 return 0
-            chunks: list[MetricColumns] = []
-            summaries: list[MetricSummary] = []
-            seqs: dict[str, int] = {}
-            for key, (steps, values, times) in columnize(self._unsaved).items():
-                seqs[key] = self._seqs.get(key, 0)
-                chunks.append(
-                    MetricColumns(
-                        key=key,
-                        steps=steps.tobytes(),
-                        values=values.tobytes(),
-                        times=times.tobytes(),
-                        count=len(steps),
-                        first_step=int(steps[0]),
-                        last_step=int(steps[-1]),
-                    )
-                )
-                summaries.append(merge_summary(self._summaries.get(key), key, steps, values))
-            self.meta.append_metrics(self.run_id, chunks, seqs, summaries, heartbeat_at=now)
-            # Only now, with the points safely stored, advance the in-memory state.
-            self._unsaved.clear()
-            for key, seq in seqs.items():
-                self._seqs[key] = seq + 1
-            for summary in summaries:
-                self._summaries[summary.key] = summary
+            written = 0
+            limit = int(getattr(self.meta, "batch_points", MAX_BATCH_POINTS))
+            while self._pending:
+                written += self._send_part(max(1, limit // len(self._pending)), time.time())
             self._last_beat = time.monotonic()
+        return written
+
+    def _send_part(self, per_key: int, now: float) -> int:
+        """Store the first per_key points of every pending series as one batch."""
+        chunks: list[MetricColumns] = []
+        summaries: list[MetricSummary] = []
+        seqs: dict[str, int] = {}
+        for key, (steps, values, times) in self._pending.items():
+            s, v, t = steps[:per_key], values[:per_key], times[:per_key]
+            seqs[key] = self._seqs.get(key, 0)
+            chunks.append(
+                MetricColumns(
+                    key=key,
+                    steps=s.tobytes(),
+                    values=v.tobytes(),
+                    times=t.tobytes(),
+                    count=len(s),
+                    first_step=int(s[0]),
+                    last_step=int(s[-1]),
+                )
+            )
+            summaries.append(merge_summary(self._summaries.get(key), key, s, v))
+        self.meta.append_metrics(self.run_id, chunks, seqs, summaries, heartbeat_at=now)
+        # Only now, with the points safely stored, advance the in-memory state.
+        for key, seq in seqs.items():
+            self._seqs[key] = seq + 1
+            steps, values, times = self._pending[key]
+            if len(steps) <= per_key:
+                del self._pending[key]
+            else:
+                self._pending[key] = (steps[per_key:], values[per_key:], times[per_key:])
+        for summary in summaries:
+            self._summaries[summary.key] = summary
         return sum(chunk.count for chunk in chunks)
 
     def close(self) -> tuple[int, str]:
@@ -182,7 +216,7 @@ class MetricWriter:
                 return 0, ""
             except Exception as exc:
                 if attempt == 2:
-                    lost = len(self.buffer) + sum(len(s.values) for s in self._unsaved)
+                    lost = len(self.buffer) + sum(len(p[0]) for p in self._pending.values())
                     LOST_POINTS += lost
                     log.error(
                         "lockstep: %d metric points of run %s could not be stored: %s",
@@ -195,35 +229,7 @@ class MetricWriter:
         return 0, ""
 
     def compact(self) -> None:
-        """Merge each series' flush-sized chunks into few large ones (fast history reads)."""
-        for key, count in self.meta.chunk_counts(self.run_id).items():
-            if count <= 1:
-                continue
-            stored = self.meta.metric_chunks(self.run_id, key)
-            merged = _merge(key, stored.steps, stored.values, stored.times)
-            self.meta.replace_metric_chunks(self.run_id, key, merged)
-            self._seqs[key] = len(merged)
-
-
-def _merge(
-    key: str, steps: list[bytes], values: list[bytes], times: list[bytes]
-) -> list[MetricColumns]:
-    """Concatenate raw little-endian chunks into pieces of at most COMPACT_CHUNK_POINTS."""
-    step_bytes, value_bytes, time_bytes = b"".join(steps), b"".join(values), b"".join(times)
-    total = len(step_bytes) // 8
-    merged = []
-    for start in range(0, total, COMPACT_CHUNK_POINTS):
-        stop = min(total, start + COMPACT_CHUNK_POINTS)
-        piece = step_bytes[start * 8 : stop * 8]
-        merged.append(
-            MetricColumns(
-                key=key,
-                steps=piece,
-                values=value_bytes[start * 8 : stop * 8],
-                times=time_bytes[start * 8 : stop * 8],
-                count=stop - start,
-                first_step=int.from_bytes(piece[:8], "little", signed=True),
-                last_step=int.from_bytes(piece[-8:], "little", signed=True),
-            )
-        )
-    return merged
+        """Merge each series' flush-sized chunks into few large ones (fast history reads);
+        done where the store is (a server compacts without sending the series back)."""
+        self.meta.compact_metrics(self.run_id)
+        self._seqs, _ = self.meta.metric_state(self.run_id)
