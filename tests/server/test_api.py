@@ -309,3 +309,14 @@ def test_prometheus_metrics_and_the_access_log(tmp_path: Path) -> None:
     assert ("GET", "/api/v1/runs/{run_id}", 200) in answered
     assert ("GET", "/api/v1/runs/{run_id}", 404) in answered
     assert all({"time", "path", "ms", "bytes", "client"} <= e.keys() for e in logged)
+
+
+def test_a_store_whose_config_names_a_server_is_served_from_its_own_database(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "project"
+    (project / ".lockstep").mkdir(parents=True)
+    (project / ".lockstep" / "config.toml").write_text('[server]\nurl = "http://127.0.0.1:9"\n')
+    with served(project) as url:
+        health = httpx.get(f"{url}/health").json()
+    assert health["store"].endswith(".lockstep/lockstep.db")

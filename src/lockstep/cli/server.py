@@ -42,8 +42,6 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
         obj: Any, host: str, port: int, db_url: str | None, insecure: bool, quiet: bool
     ) -> None:
         """Serve this project's runs and metrics over HTTP (the API under /api/v1)."""
-        from dataclasses import replace
-
         try:
             import uvicorn
         except ImportError:
@@ -51,24 +49,30 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
 
         from lockstep.meta.store import MetaStore
         from lockstep.server.app import create_app
-        from lockstep.workspace import Workspace, check_database_file, default_database, locate
+        from lockstep.workspace import (
+            check_database_file,
+            default_database,
+            locate,
+            metadata_url,
+        )
 
         if not _loopback(host) and not insecure:
             raise UsageError(
                 f"refusing to listen on {host} without authentication (tokens are not "
                 "available yet); listen on 127.0.0.1 behind a proxy, or pass --insecure"
             )
-        settings = replace(obj.settings, tracking_uri=None)
         if db_url:
-            meta = MetaStore.open(db_url)
-            where = db_url.split("@")[-1]
+            url = db_url
         else:
-            store_dir, _ = locate(settings, create=True)
-            settings = settings.with_config(store_dir)
+            # The store's own metadata, never a [server] url its config may name (that
+            # would be this server, or another).
+            store_dir, _ = locate(obj.settings, create=True)
+            settings = obj.settings.with_config(store_dir)
             if not settings.db_url:
                 check_database_file(default_database(store_dir), store_dir)
-            workspace = Workspace.open(replace(settings, tracking_uri=None), create=True)
-            meta, where = workspace.meta, workspace.meta.location
+            url = metadata_url(settings, store_dir)
+        meta = MetaStore.open(url)
+        where = meta.location
         click.echo(
             f"lockstep server on http://{host}:{port} serving {where}"
             + ("" if _loopback(host) else " WITHOUT authentication (--insecure)"),
