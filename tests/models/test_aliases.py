@@ -151,7 +151,8 @@ def test_a_hostile_model_document_is_refused_whole(tmp_path: Path) -> None:
         pulled = lockstep(victim, "pull")
         assert pulled.returncode == 1, pulled.stderr
         assert "refused" in pulled.stderr, pulled.stderr
-        assert not (tmp_path / "escape.txt").exists()
+        # Where the manifest's path would land from the victim's project.
+        assert not (victim / "../../escape.txt").resolve().exists()
         listed = lockstep(victim, "models", "ls", "--json")
         assert json.loads(listed.stdout) == []
     bad = json.loads(json.dumps(doc))
@@ -161,4 +162,3 @@ def test_a_hostile_model_document_is_refused_whole(tmp_path: Path) -> None:
     _store(victim, remote)
     pulled = lockstep(victim, "pull")
     assert pulled.returncode == 1 and "aliases" in pulled.stderr
-    assert not (tmp_path / "escape.txt").exists()

@@ -210,11 +210,28 @@ def test_hostile_metric_and_artifact_bodies(server: str) -> None:
     )
     assert lying.status_code == 400
     assert httpx.get(f"{server}/api/v1/runs/{run_id}/chunk-counts").json() == {}
+    for path, body in (
+        ("finish", {"status": "exploded", "end_time": 1}),
+        ("finish", {"status": "finished", "end_time": "soon"}),
+        ("tags", {"tags": {"k" * 300: "v"}}),
+        ("params", {"params": ["not", "an", "object"]}),
+        ("sections", {"sections": {"s" * 65: {}}}),
+    ):
+        refused = httpx.post(f"{server}/api/v1/runs/{run_id}/{path}", json=body)
+        assert refused.status_code == 400, (path, body, refused.text)
+        assert refused.json()["kind"] == "UsageError"
+    assert httpx.get(f"{server}/api/v1/runs/{run_id}").json()["status"] == "running"
+    chunked = httpx.post(  # no content-length: still bounded, still answered
+        f"{server}/api/v1/runs/{run_id}/tags",
+        content=iter([b'{"tags": ', b'{"a": "1"}}']),
+        headers={"content-type": "application/json"},
+    )
+    assert chunked.status_code == 204
     unicode_name = httpx.post(
         f"{server}/api/v1/runs/{run_id}/tags", json={"tags": {"ключ": "値 ✓"}}
     )
     assert unicode_name.status_code == 204
-    assert httpx.get(f"{server}/api/v1/runs/{run_id}").json()["tags"] == {"ключ": "値 ✓"}
+    assert httpx.get(f"{server}/api/v1/runs/{run_id}").json()["tags"] == {"a": "1", "ключ": "値 ✓"}
 
 
 def test_the_openapi_document_describes_the_api(server: str) -> None:

@@ -168,6 +168,12 @@ class DataWorkspace:
             )
         return out, len(todo), stored
 
+    def digest_of(self, path: Path, *, store: bool = False) -> str:
+        """One file's digest, from the stat cache when the file is unchanged (with store,
+        its content goes to the object store too)."""
+        digests, _, _ = self.digests(path, list(scan(path)), store=store)
+        return digests[""]
+
     def _chunked(self, work: Any, items: list[Any], workers: int | None = None) -> list[Any]:
         """work over items on a few threads (default: self.workers), each taking a
         contiguous share.

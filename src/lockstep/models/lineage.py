@@ -170,13 +170,15 @@ class _Walk:
         if runs:
             self._inputs_of(runs, next_runs, next_datasets, next_models, next_files)
         if files:
-            for digest, run_id in self.q.runs_with_files({d for _, d in files}, inputs=False):
-                for path, file_digest in files:
-                    if file_digest == digest:
-                        g.add_edge(self._run(run_id), file_node(path, digest), "wrote")
-                        next_runs.add(run_id)
+            paths = _paths_by_digest(files)
+            written: set[str] = set()
+            for digest, run_id in self.q.runs_with_files(paths, inputs=False):
+                for path in paths[digest]:
+                    g.add_edge(self._run(run_id), file_node(path, digest), "wrote")
+                    written.add(file_node(path, digest))
+                    next_runs.add(run_id)
             for path, digest in files:
-                if not any(e["to"] == file_node(path, digest) for e in g.edges):
+                if file_node(path, digest) not in written:
                     g.nodes[file_node(path, digest)]["raw"] = True
         return next_runs, next_datasets, next_models, next_files
 
@@ -304,13 +306,16 @@ class _Walk:
                     g.add_edge(run_node(run_id), self._file(path, digest), "wrote")
                     next_files.add((path, digest))
         if files:
-            for digest, reader in self.q.runs_with_files({d for _, d in files}, inputs=True):
-                for path, file_digest in files:
-                    if file_digest == digest:
-                        writer = [e["from"] for e in g.edges if e["to"] == file_node(path, digest)]
-                        if run_node(reader) in writer:
-                            continue
-                        g.add_edge(file_node(path, digest), self._run(reader), "read")
+            paths = _paths_by_digest(files)
+            writers: dict[str, set[str]] = {}  # a file node -> the runs that wrote it
+            for edge in g.edges:
+                if edge["relation"] == "wrote":
+                    writers.setdefault(edge["to"], set()).add(edge["from"])
+            for digest, reader in self.q.runs_with_files(paths, inputs=True):
+                for path in paths[digest]:
+                    node = file_node(path, digest)
+                    if run_node(reader) not in writers.get(node, set()):
+                        g.add_edge(node, self._run(reader), "read")
                         next_runs.add(reader)
         return next_runs, next_datasets, next_models, next_files
 
@@ -364,9 +369,15 @@ class _Walk:
                 node.update(found)
 
 
+def _paths_by_digest(files: set[tuple[str, str]]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for path, digest in files:
+        found.setdefault(digest, []).append(path)
+    return found
+
+
 def _resolve(workspace: Workspace, ref: str) -> tuple[str, Any]:
     """(kind, what) for a lineage reference: a model or dataset version, a file, a run."""
-    from lockstep.data.versions import scan
     from lockstep.meta.datasets import DatasetRecords
     from lockstep.meta.models import ModelRecords
 
@@ -389,13 +400,12 @@ def _resolve(workspace: Workspace, ref: str) -> tuple[str, Any]:
     if forced == "file" or (forced is None and path.is_file()):
         if not path.is_file():
             raise UsageError(f"{target} is not a file")
-        items = list(scan(path.resolve()))
-        digests, _, _ = workspace.data().digests(path.resolve(), items, store=False)
+        digest = workspace.data().digest_of(path.resolve())
         try:
             shown = path.resolve().relative_to(workspace.project_root).as_posix()
         except ValueError:
             shown = str(path)
-        return "file", (shown, digests[""])
+        return "file", (shown, digest)
     try:
         return "run", workspace.meta.resolve(target)
     except RunNotFound:

@@ -161,16 +161,12 @@ class ModelRegistry:
         if not todo:
             return 0
         data = self.workspace.data()
-        from lockstep.data.versions import scan
-
         stored = 0
         for artifact in todo:
             path = self.workspace.project_root / artifact.path
             if not path.is_file():
                 raise ObjectMissing(artifact.digest, f"{artifact.path} (as the run recorded it)")
-            items = list(scan(path))
-            digests, _, _ = data.digests(path, items, store=True)
-            if digests[""] != artifact.digest:
+            if data.digest_of(path, store=True) != artifact.digest:
                 raise UsageError(
                     f"{artifact.path} changed since the run recorded it; register from a run "
                     "that wrote the current file, or restore it"
@@ -271,6 +267,7 @@ class ModelRegistry:
                 raise ObjectMissing(still[0], f"a file of {version.ref}")
         target = target.resolve()
         strategies = self.workspace.link_strategies()
+        data = self.workspace.data()
         written, unchanged, used = 0, 0, set()
         for entry in files:
             validate.relative_path(entry.path, f"{version.ref}: file path")
@@ -283,7 +280,8 @@ class ModelRegistry:
                 if actual != entry.digest:
                     raise ObjectCorrupt(entry.digest, actual)
             if path.is_file():
-                if path.stat().st_size == entry.size and hash_file(path)[0] == entry.digest:
+                # From the stat cache: getting an unchanged checkout again reads nothing.
+                if path.stat().st_size == entry.size and data.digest_of(path) == entry.digest:
                     unchanged += 1
                     continue
                 if not force:

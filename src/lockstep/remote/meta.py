@@ -266,7 +266,8 @@ class HttpMetaStore:
             )
         error = _rebuilt(kind, message, fallback)
         for name, value in context.items() if isinstance(context, dict) else ():
-            if isinstance(name, str) and name.isidentifier():
+            # Only the context attributes the class defines itself, never its machinery.
+            if isinstance(name, str) and name.isidentifier() and not hasattr(error, name):
                 setattr(error, name, value)
         raise error
 

@@ -55,6 +55,16 @@ def _error(status: int, exc: Exception) -> JSONResponse:
     )
 
 
+def _mapping(value: Any, field: str, key_limit: int) -> dict[str, Any]:
+    """An object whose keys are text of at most key_limit characters (what the store's
+    key columns hold)."""
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and 0 < len(k) <= key_limit for k in value
+    ):
+        raise UsageError(f"{field} must be an object with keys of 1 to {key_limit} characters")
+    return value
+
+
 def _run_id(run_id: str) -> str:
     try:
         return validate.run_id(run_id)
@@ -63,8 +73,9 @@ def _run_id(run_id: str) -> str:
 
 
 class BodyLimit:
-    """ASGI middleware: request bodies at most MAX_BODY bytes, gzip or deflate bodies
-    inflated (to at most MAX_BODY) before the application reads them."""
+    """ASGI middleware: a request body is read here whole, at most MAX_BODY bytes (with or
+    without a length), gzip or deflate bodies inflated to at most MAX_BODY, before the
+    application sees it; past a limit the answer is 400 and the application never runs."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -82,9 +93,6 @@ class BodyLimit:
         if encoding not in (b"", b"identity", b"gzip", b"deflate"):
             await _refuse(send, f"unsupported content-encoding {encoding.decode(errors='replace')}")
             return
-        if encoding in (b"", b"identity"):
-            await self.app(scope, _counted(receive), send)
-            return
         raw = bytearray()
         while True:
             message = await receive()
@@ -94,16 +102,18 @@ class BodyLimit:
                 return
             if not message.get("more_body"):
                 break
-        wbits = 16 + zlib.MAX_WBITS if encoding == b"gzip" else zlib.MAX_WBITS
-        try:
-            inflater = zlib.decompressobj(wbits)
-            data = inflater.decompress(bytes(raw), MAX_BODY + 1)
-        except zlib.error:
-            await _refuse(send, "the request body is not valid compressed data")
-            return
-        if len(data) > MAX_BODY or inflater.unconsumed_tail:
-            await _refuse(send, f"request body over {MAX_BODY} bytes once decompressed")
-            return
+        data = bytes(raw)
+        if encoding not in (b"", b"identity"):
+            wbits = 16 + zlib.MAX_WBITS if encoding == b"gzip" else zlib.MAX_WBITS
+            try:
+                inflater = zlib.decompressobj(wbits)
+                data = inflater.decompress(data, MAX_BODY + 1)
+            except zlib.error:
+                await _refuse(send, "the request body is not valid compressed data")
+                return
+            if len(data) > MAX_BODY or inflater.unconsumed_tail:
+                await _refuse(send, f"request body over {MAX_BODY} bytes once decompressed")
+                return
         rest = [
             (k, v) for k, v in scope["headers"] if k not in (b"content-encoding", b"content-length")
         ]
@@ -119,20 +129,6 @@ class BodyLimit:
             return {"type": "http.request", "body": data, "more_body": False}
 
         await self.app(scope, replay, send)
-
-
-def _counted(receive: Any) -> Any:
-    total = 0
-
-    async def counted() -> Any:
-        nonlocal total
-        message = await receive()
-        total += len(message.get("body", b""))
-        if total > MAX_BODY:
-            raise UsageError(f"request body over {MAX_BODY} bytes")
-        return message
-
-    return counted
 
 
 async def _refuse(send: Any, problem: str) -> None:
@@ -235,6 +231,13 @@ def create_app(meta: MetaStore) -> FastAPI:
             status_code=exc.status_code,
         )
 
+    @app.exception_handler(ValueError)
+    @app.exception_handler(TypeError)
+    async def bad_value(_request: Request, exc: Exception) -> JSONResponse:
+        # A field of the wrong type or shape (float("x"), RunStatus("nope"), a list where
+        # an object belongs): what the client sent, so 400 with the reason.
+        return _error(400, UsageError(f"invalid request: {exc}"))
+
     @app.exception_handler(KeyError)
     async def missing_field(_request: Request, exc: KeyError) -> JSONResponse:
         return _error(400, UsageError(f"the request lacks the field {exc}"))
@@ -270,8 +273,8 @@ def create_app(meta: MetaStore) -> FastAPI:
             host=validate.text(body["host"], "host", limit=255),
             pid=int(body["pid"]),
             pid_start=None if body.get("pid_start") is None else float(body["pid_start"]),
-            params=body.get("params") or {},
-            tags=body.get("tags") or {},
+            params=_mapping(body.get("params") or {}, "params", 500),
+            tags=_mapping(body.get("tags") or {}, "tags", 255),
             note=validate.text(body.get("note", ""), "note"),
         )
         return {"id": run_id}
@@ -340,12 +343,12 @@ def create_app(meta: MetaStore) -> FastAPI:
 
     @api.post("/runs/{run_id}/params", status_code=204)
     def log_params(run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
-        meta.log_params(_existing(run_id), body["params"])
+        meta.log_params(_existing(run_id), _mapping(body["params"], "params", 500))
         return Response(status_code=204)
 
     @api.post("/runs/{run_id}/tags", status_code=204)
     def set_tags(run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
-        meta.set_tags(_existing(run_id), body["tags"])
+        meta.set_tags(_existing(run_id), _mapping(body["tags"], "tags", 255))
         return Response(status_code=204)
 
     @api.delete("/runs/{run_id}/tags", status_code=204)
@@ -360,12 +363,7 @@ def create_app(meta: MetaStore) -> FastAPI:
 
     @api.post("/runs/{run_id}/sections", status_code=204)
     def set_sections(run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
-        sections = body["sections"]
-        if not isinstance(sections, dict) or not all(
-            isinstance(k, str) and len(k) <= 64 for k in sections
-        ):
-            raise UsageError("sections must be an object of names (64 characters at most)")
-        meta.set_sections(_existing(run_id), sections)
+        meta.set_sections(_existing(run_id), _mapping(body["sections"], "sections", 64))
         return Response(status_code=204)
 
     @api.post("/runs/{run_id}/artifacts", status_code=204)
@@ -388,8 +386,12 @@ def create_app(meta: MetaStore) -> FastAPI:
 
     @api.post("/runs/{run_id}/finish", status_code=204)
     def finish_run(run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
+        error = body.get("error")
         meta.finish_run(
-            _existing(run_id), RunStatus(body["status"]), float(body["end_time"]), body.get("error")
+            _existing(run_id),
+            RunStatus(body["status"]),
+            float(body["end_time"]),
+            None if error is None else validate.text(error, "error"),
         )
         return Response(status_code=204)
 
