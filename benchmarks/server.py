@@ -40,6 +40,8 @@ sys.path.insert(0, str(ROOT))
 MLFLOW = ROOT / ".venv-peers" / "bin"
 FML = ROOT / ".venv-fml" / "bin"
 BASE_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("LOCKSTEP_", "MLFLOW_"))}
+# The default project's runs on a lockstep server.
+RUNS = "/api/v1/projects/default/runs"
 
 CLIENT = """
 import sys, time, lockstep
@@ -153,9 +155,11 @@ def logging_case(work: Path, clients: int, points: int) -> dict[str, float]:
                 raise RuntimeError(err[-2000:])
         elapsed = time.perf_counter() - started
         stop.set()
-        runs = httpx.get(f"{url}/api/v1/runs", timeout=60).json()["runs"]
+        runs = httpx.get(f"{url}{RUNS}", timeout=60).json()["runs"]
         stored = sum(m[5] for r in runs for m in r["metrics"])
-        p99 = _p99_ms(httpx.get(f"{url}/metrics").text, "/api/v1/runs/{run_id}/metrics")
+        p99 = _p99_ms(
+            httpx.get(f"{url}/metrics").text, "/api/v1/projects/{project}/runs/{run_id}/metrics"
+        )
     return {
         "points_per_s": stored / elapsed,
         "lost": clients * (points // 10) * 10 - stored,
@@ -196,10 +200,10 @@ print(run.id)
     run_id = made.stdout.strip().splitlines()[-1]
     with lockstep_server(store) as (url, _pid), httpx.Client(base_url=url, timeout=60) as client:
         params = {"filter": "params.p0 > 0.005 and metrics.m1 >= 0.5", "sort": "-metrics.m0"}
-        search = _median_ms(lambda: client.get("/api/v1/runs", params={**params, "limit": 100}))
+        search = _median_ms(lambda: client.get(RUNS, params={**params, "limit": 100}))
         history = _median_ms(
             lambda: client.get(
-                f"/api/v1/runs/{run_id}/history", params={"key": "loss", "max_points": 2000}
+                f"{RUNS}/{run_id}/history", params={"key": "loss", "max_points": 2000}
             )
         )
     return {"search_ms": search, "history_ms": history}

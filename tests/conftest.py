@@ -36,6 +36,18 @@ class Backend:
         return self.url or f"sqlite:///{self.store_dir / 'lockstep.db'}"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_user_logins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests never read, or write, the logins of whoever runs them."""
+    previous = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("user-config"))
+    yield
+    if previous is None:
+        os.environ.pop("XDG_CONFIG_HOME", None)
+    else:
+        os.environ["XDG_CONFIG_HOME"] = previous
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     store_dir = tmp_path / "store"
@@ -59,7 +71,13 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 
         api.close_workspaces()
         with admin.begin() as connection:
-            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+            # With the schemas a server made for its other projects (BASE__NAME).
+            made = connection.exec_driver_sql(
+                "SELECT nspname FROM pg_namespace WHERE nspname = %(s)s OR nspname LIKE %(p)s",
+                {"s": schema, "p": schema + "\\_\\_%"},
+            ).scalars()
+            for name in list(made):
+                connection.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
         admin.dispose()
 
 

@@ -12,6 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+# The default project's runs, as requests name them.
+RUNS = "/api/v1/projects/default/runs"
+
 
 def free_port() -> int:
     with socket.socket() as probe:

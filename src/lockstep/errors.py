@@ -219,6 +219,34 @@ class ServerUnreachable(StoreError):
     """A lockstep server does not answer (down, or the network between is)."""
 
 
+class AccessDenied(LockstepError):
+    """A server's token may not do this (a read token writing, a non-admin managing
+    tokens)."""
+
+
+class NotAuthenticated(AccessDenied):
+    """A server needs a token and the request had none it knows (absent, wrong, revoked)."""
+
+
+class ProjectNotFound(LockstepError, LookupError):
+    """A server project that does not exist, or that the token may not see."""
+
+    def __init__(self, project: str) -> None:
+        self.project = project
+        super().__init__(
+            f"no project {project!r} on this server (or not one this token may see); "
+            "list yours with lockstep server project ls"
+        )
+
+
+class TokenNotFound(LockstepError, LookupError):
+    """A token id that matches no token of the project."""
+
+    def __init__(self, token_id: str) -> None:
+        self.token_id = token_id
+        super().__init__(f"no token {token_id!r}; list tokens with lockstep server token ls")
+
+
 class RunStateError(LockstepError, RuntimeError):
     """The run's state does not allow the operation."""
 

@@ -37,8 +37,11 @@ class Settings:
     config: Mapping[str, Any] = field(default_factory=dict)
     # LOCKSTEP_TRACKING_URI (or [server] url): a lockstep server to keep the metadata.
     tracking_uri: str | None = None
-    # LOCKSTEP_TOKEN: the bearer token sent to that server (never written anywhere).
+    # LOCKSTEP_TOKEN: the bearer token sent to that server (never written in a
+    # project; `lockstep login` keeps one in the user's config directory).
     token: str | None = None
+    # LOCKSTEP_PROJECT (or [server] project, or the login's): the server's project.
+    project: str | None = None
 
     @classmethod
     def from_env(
@@ -57,6 +60,23 @@ class Settings:
             run_seed=int(env["LOCKSTEP_SEED"]) if env.get("LOCKSTEP_SEED", "").isdigit() else None,
             tracking_uri=_server_url(env.get("LOCKSTEP_TRACKING_URI"), "LOCKSTEP_TRACKING_URI"),
             token=env.get("LOCKSTEP_TOKEN") or None,
+            project=_project(env.get("LOCKSTEP_PROJECT"), "LOCKSTEP_PROJECT"),
+        )
+
+    def with_login(self, environ: Mapping[str, str] | None = None) -> Settings:
+        """Fill what the environment and config left open from `lockstep login`: the
+        token and project kept for the server in use."""
+        from lockstep import credentials
+
+        if not self.tracking_uri or (self.token and self.project):
+            return self
+        entry = credentials.read(environ).get("servers", {}).get(self.tracking_uri, {})
+        if not entry:
+            return self
+        return replace(
+            self,
+            token=self.token or entry.get("token") or None,
+            project=self.project or _project(entry.get("project"), "the login's project"),
         )
 
     def with_config(self, store_dir: Path) -> Settings:
@@ -71,11 +91,13 @@ class Settings:
         check_config(config, path)
         meta = config.get("meta", {})
         server = _server_url(config.get("server", {}).get("url"), f"{path}: [server] url")
+        project = _project(config.get("server", {}).get("project"), f"{path}: [server] project")
         return replace(
             self,
             config=config,
             db_url=self.db_url or meta.get("url") or None,
             tracking_uri=self.tracking_uri or server,
+            project=self.project or project,
         )
 
 
@@ -86,6 +108,18 @@ def _server_url(value: str | None, where: str) -> str | None:
     if not value.startswith(("http://", "https://")):
         raise UsageError(f"{where} must be an http:// or https:// URL, not {value!r}")
     return value.rstrip("/")
+
+
+def _project(value: str | None, where: str) -> str | None:
+    from lockstep.core import validate
+    from lockstep.errors import InvalidValue
+
+    if not value:
+        return None
+    try:
+        return validate.project(value)
+    except InvalidValue as exc:
+        raise UsageError(f"{where}: {exc}") from None
 
 
 def write_config(store_dir: Path, config: Mapping[str, Any]) -> None:

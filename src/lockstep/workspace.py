@@ -177,8 +177,14 @@ class Workspace:
             from lockstep.remote.meta import HttpMetaStore
 
             # The metadata lives on the server; objects and caches stay in the local store.
+            uri = settings.tracking_uri
+            settings = settings.with_login()
             served: Any = HttpMetaStore.open(
-                settings.tracking_uri, settings.token, spool=store_dir / "spool"
+                uri,
+                settings.token,
+                spool=store_dir / "spool",
+                project=settings.project or "default",
+                local_objects=store_dir / "objects",
             )
             return cls(store_dir=store_dir, settings=settings, meta=served)
         if not settings.db_url:
@@ -199,6 +205,12 @@ class Workspace:
 
     @property
     def objects(self) -> LocalObjectStore:
+        """The local object store; a server's client fetches what it lacks from there."""
+        server = getattr(self.meta, "objects", None)
+        if server is not None:
+            from lockstep.remote.objects import ServerBackedObjects
+
+            return ServerBackedObjects(self.store_dir / "objects", server)
         return LocalObjectStore(self.store_dir / "objects")
 
     def data(self) -> DataWorkspace:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import Backend, clean_env
-from tests.serverproc import served
+from tests.serverproc import RUNS, served
 from tests.tracking.test_launcher import lockstep
 
 
@@ -123,10 +123,11 @@ def test_history_is_downsampled_without_losing_spikes(server: str, tmp_path: Pat
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
-    runs = httpx.get(f"{server}/api/v1/runs").json()["runs"]
+    runs = httpx.get(f"{server}{RUNS}").json()["runs"]
     run_id = runs[0]["id"]
     found = httpx.get(
-        f"{server}/api/v1/runs/{run_id}/history", params={"key": "loss", "max_points": 200}
+        f"{server}{RUNS}/{run_id}/history",
+        params={"key": "loss", "max_points": 200},
     ).json()
     assert found["points"] == 100_000
     assert len(found["steps"]) <= 200
@@ -136,18 +137,28 @@ def test_history_is_downsampled_without_losing_spikes(server: str, tmp_path: Pat
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "status"),
     [
-        ("GET", "/api/v1/runs/..%2F..%2Fetc", {}, 404),
-        ("GET", "/api/v1/runs/not-a-run-id", {}, 404),
-        ("GET", "/api/v1/runs", {"params": {"filter": "name = 'x'; DROP TABLE runs"}}, 400),
-        ("GET", "/api/v1/runs", {"params": {"filter": "params.x = 1 or 1=1 --"}}, 400),
-        ("GET", "/api/v1/runs", {"params": {"sort": "-metrics.acc; DELETE"}}, 400),
+        ("GET", RUNS + "/..%2F..%2Fetc", {}, 404),
+        ("GET", RUNS + "/not-a-run-id", {}, 404),
+        (
+            "GET",
+            RUNS,
+            {"params": {"filter": "name = 'x'; DROP TABLE runs"}},
+            400,
+        ),
+        (
+            "GET",
+            RUNS,
+            {"params": {"filter": "params.x = 1 or 1=1 --"}},
+            400,
+        ),
+        ("GET", RUNS, {"params": {"sort": "-metrics.acc; DELETE"}}, 400),
         (
             "POST",
-            "/api/v1/runs",
+            RUNS,
             {"content": b"{not json", "headers": {"content-type": "application/json"}},
             400,
         ),
-        ("POST", "/api/v1/runs", {"json": {"id": "x" * 26}}, 400),
+        ("POST", RUNS, {"json": {"id": "x" * 26}}, 400),
     ],
 )
 def test_hostile_requests_are_refused_with_a_reason(
@@ -168,29 +179,29 @@ def test_hostile_metric_and_artifact_bodies(server: str) -> None:
 
     run_id = new_run_id()
     created = httpx.post(
-        f"{server}/api/v1/runs",
+        f"{server}{RUNS}",
         json={"id": run_id, "name": "r", "experiment": "e", "start_time": 1, "host": "h", "pid": 1},
     )
     assert created.status_code == 201
     traversal = httpx.post(
-        f"{server}/api/v1/runs/{run_id}/artifacts",
+        f"{server}{RUNS}/{run_id}/artifacts",
         json={"artifacts": [{"path": "../../etc/passwd", "digest": "a" * 64, "size": 1}]},
     )
     assert traversal.status_code == 400 and "artifact path" in traversal.json()["error"]
     not_digest = httpx.post(
-        f"{server}/api/v1/runs/{run_id}/artifacts",
+        f"{server}{RUNS}/{run_id}/artifacts",
         json={"artifacts": [{"path": "m.pt", "digest": "../x", "size": 1}]},
     )
     assert not_digest.status_code == 400
     bomb = gzip.compress(b"[" + b"0," * (40 << 20) + b"0]")  # small compressed, huge inflated
     inflated = httpx.post(
-        f"{server}/api/v1/runs/{run_id}/metrics",
+        f"{server}{RUNS}/{run_id}/metrics",
         content=bomb,
         headers={"content-encoding": "gzip", "content-type": "application/json"},
     )
     assert inflated.status_code == 400 and "decompressed" in inflated.json()["error"]
     lying = httpx.post(
-        f"{server}/api/v1/runs/{run_id}/metrics",
+        f"{server}{RUNS}/{run_id}/metrics",
         json={
             "columns": [
                 {
@@ -209,7 +220,7 @@ def test_hostile_metric_and_artifact_bodies(server: str) -> None:
         },
     )
     assert lying.status_code == 400
-    assert httpx.get(f"{server}/api/v1/runs/{run_id}/chunk-counts").json() == {}
+    assert httpx.get(f"{server}{RUNS}/{run_id}/chunk-counts").json() == {}
     for path, body in (
         ("finish", {"status": "exploded", "end_time": 1}),
         ("finish", {"status": "finished", "end_time": "soon"}),
@@ -217,28 +228,29 @@ def test_hostile_metric_and_artifact_bodies(server: str) -> None:
         ("params", {"params": ["not", "an", "object"]}),
         ("sections", {"sections": {"s" * 65: {}}}),
     ):
-        refused = httpx.post(f"{server}/api/v1/runs/{run_id}/{path}", json=body)
+        refused = httpx.post(f"{server}{RUNS}/{run_id}/{path}", json=body)
         assert refused.status_code == 400, (path, body, refused.text)
         assert refused.json()["kind"] == "UsageError"
-    assert httpx.get(f"{server}/api/v1/runs/{run_id}").json()["status"] == "running"
+    assert httpx.get(f"{server}{RUNS}/{run_id}").json()["status"] == "running"
     chunked = httpx.post(  # no content-length: still bounded, still answered
-        f"{server}/api/v1/runs/{run_id}/tags",
+        f"{server}{RUNS}/{run_id}/tags",
         content=iter([b'{"tags": ', b'{"a": "1"}}']),
         headers={"content-type": "application/json"},
     )
     assert chunked.status_code == 204
-    unicode_name = httpx.post(
-        f"{server}/api/v1/runs/{run_id}/tags", json={"tags": {"ключ": "値 ✓"}}
-    )
+    unicode_name = httpx.post(f"{server}{RUNS}/{run_id}/tags", json={"tags": {"ключ": "値 ✓"}})
     assert unicode_name.status_code == 204
-    assert httpx.get(f"{server}/api/v1/runs/{run_id}").json()["tags"] == {"a": "1", "ключ": "値 ✓"}
+    assert httpx.get(f"{server}{RUNS}/{run_id}").json()["tags"] == {
+        "a": "1",
+        "ключ": "値 ✓",
+    }
 
 
 def test_the_openapi_document_describes_the_api(server: str) -> None:
     spec = httpx.get(f"{server}/api/v1/openapi.json").json()
     assert spec["info"]["title"] == "lockstep"
-    for path in ("/api/v1/runs", "/api/v1/runs/{run_id}/metrics", "/api/v1/runs/{run_id}/history"):
-        assert path in spec["paths"]
+    for path in ("/runs", "/runs/{run_id}/metrics", "/runs/{run_id}/history", "/tokens"):
+        assert "/api/v1/projects/{project}" + path in spec["paths"]
 
 
 def test_a_server_that_cannot_be_reached_is_one_line(tmp_path: Path) -> None:
@@ -281,7 +293,7 @@ def test_run_verify_and_diff_against_the_server(server: str, tmp_path: Path) -> 
     verified = lockstep(project, "verify", "job", env=env)
     assert verified.returncode == 0, verified.stderr
     assert "\nIDENTICAL  reproduction of job" in verified.stdout
-    runs = httpx.get(f"{server}/api/v1/runs").json()["runs"]
+    runs = httpx.get(f"{server}{RUNS}").json()["runs"]
     assert {r["name"] for r in runs} >= {"job"} and len(runs) == 2  # the run and its rerun
     differs = lockstep(project, "diff", "job", "last", env=env)
     assert differs.returncode == 0 and "do not differ" in differs.stdout
@@ -297,7 +309,7 @@ def test_prometheus_metrics_and_the_access_log(tmp_path: Path) -> None:
     with served(home) as url:
         run_id = new_run_id()
         httpx.post(
-            f"{url}/api/v1/runs",
+            f"{url}{RUNS}",
             json={
                 "id": run_id,
                 "name": "r",
@@ -307,14 +319,14 @@ def test_prometheus_metrics_and_the_access_log(tmp_path: Path) -> None:
                 "pid": 1,
             },
         )
-        httpx.get(f"{url}/api/v1/runs/{run_id}")
-        httpx.get(f"{url}/api/v1/runs/{new_run_id()}")  # a 404
+        httpx.get(f"{url}{RUNS}/{run_id}")
+        httpx.get(f"{url}{RUNS}/{new_run_id()}")  # a 404
         text = httpx.get(f"{url}/metrics").text
     assert (
-        'lockstep_requests_total{method="GET",route="/api/v1/runs/{run_id}",status="200"} 1.0'
-        in text
+        'lockstep_requests_total{method="GET",'
+        'route="/api/v1/projects/{project}/runs/{run_id}",status="200"} 1.0' in text
     )
-    assert 'route="/api/v1/runs/{run_id}",status="404"} 1.0' in text
+    assert 'route="/api/v1/projects/{project}/runs/{run_id}",status="404"} 1.0' in text
     assert "lockstep_request_seconds_bucket" in text
     logged = [
         json.loads(line)
@@ -322,9 +334,9 @@ def test_prometheus_metrics_and_the_access_log(tmp_path: Path) -> None:
         if line.startswith("{")
     ]
     answered = [(e["method"], e["route"], e["status"]) for e in logged]
-    assert ("POST", "/api/v1/runs", 201) in answered
-    assert ("GET", "/api/v1/runs/{run_id}", 200) in answered
-    assert ("GET", "/api/v1/runs/{run_id}", 404) in answered
+    assert ("POST", "/api/v1/projects/{project}/runs", 201) in answered
+    assert ("GET", "/api/v1/projects/{project}/runs/{run_id}", 200) in answered
+    assert ("GET", "/api/v1/projects/{project}/runs/{run_id}", 404) in answered
     assert all({"time", "path", "ms", "bytes", "client"} <= e.keys() for e in logged)
 
 
@@ -335,5 +347,6 @@ def test_a_store_whose_config_names_a_server_is_served_from_its_own_database(
     (project / ".lockstep").mkdir(parents=True)
     (project / ".lockstep" / "config.toml").write_text('[server]\nurl = "http://127.0.0.1:9"\n')
     with served(project) as url:
-        health = httpx.get(f"{url}/health").json()
-    assert health["store"].endswith(".lockstep/lockstep.db")
+        assert httpx.get(f"{url}/health").json()["ok"]
+    started = next(project.glob("server-*.log")).read_text()
+    assert f"serving sqlite:///{project}/.lockstep/lockstep.db" in started, started

@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 
 from tests.conftest import clean_env
-from tests.serverproc import free_port, serving
+from tests.serverproc import RUNS, free_port, serving
 from tests.tracking.test_launcher import lockstep
 
 LOGGER = """
@@ -47,7 +47,8 @@ with lockstep.start(name="stalled") as run:
 
 def _points(url: str, run_id: str, key: str) -> np.ndarray:  # type: ignore[type-arg]
     found = httpx.get(
-        f"{url}/api/v1/runs/{run_id}/history", params={"key": key, "max_points": 100_000}
+        f"{url}{RUNS}/{run_id}/history",
+        params={"key": key, "max_points": 100_000},
     ).json()
     return np.asarray(found["steps"])
 
@@ -76,7 +77,7 @@ def test_a_server_killed_mid_run_loses_and_doubles_nothing(tmp_path: Path) -> No
                 )
             )
         deadline = time.monotonic() + 60
-        while len(httpx.get(f"{url}/api/v1/runs").json()["runs"]) < 4:
+        while len(httpx.get(f"{url}{RUNS}").json()["runs"]) < 4:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         time.sleep(0.3)
@@ -89,7 +90,7 @@ def test_a_server_killed_mid_run_loses_and_doubles_nothing(tmp_path: Path) -> No
         for client, (_out, err) in zip(clients, outputs, strict=True):
             assert client.returncode == 0, err
         assert any("does not answer" in err for _, err in outputs)  # the outage was seen
-        runs = httpx.get(f"{url}/api/v1/runs").json()["runs"]
+        runs = httpx.get(f"{url}{RUNS}").json()["runs"]
         assert sorted(r["name"] for r in runs) == ["c0", "c1", "c2", "c3"]
         for run in runs:
             assert run["status"] == "finished"

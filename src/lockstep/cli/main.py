@@ -874,7 +874,9 @@ def _report(exc: Exception, debug: bool) -> int:
         DatasetNotFound,
         LockstepError,
         ModelNotFound,
+        ProjectNotFound,
         RunNotFound,
+        TokenNotFound,
         UsageError,
     )
 
@@ -882,7 +884,8 @@ def _report(exc: Exception, debug: bool) -> int:
         import traceback
 
         traceback.print_exception(exc)
-    if isinstance(exc, (UsageError, RunNotFound, DatasetNotFound, ModelNotFound)):
+    not_found = (RunNotFound, DatasetNotFound, ModelNotFound, ProjectNotFound, TokenNotFound)
+    if isinstance(exc, (UsageError, *not_found)):
         click.echo(f"error: {exc}", err=True)
         return EXIT_USAGE
     if isinstance(exc, LockstepError):

@@ -1,9 +1,14 @@
-"""``lockstep server``: serve a store's metadata over HTTP for a team."""
+"""``lockstep server``: serve a store for a team, and manage its projects and tokens."""
 
 from __future__ import annotations
 
+import getpass
 import ipaddress
+import json
+import os
+import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -22,65 +27,295 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def register(cli: click.Group, pass_context: Decorator) -> None:
-    """Attach the server command to the main group."""
+def served_store(obj: Any, db_url: str | None) -> tuple[str, Path]:
+    """The metadata URL and objects directory a server keeps: --db, else the store of
+    the project it starts in (its own database, never a [server] url its config names:
+    that would be this server, or another)."""
+    from lockstep.workspace import check_database_file, default_database, locate, metadata_url
 
-    @cli.command("server")
+    store_dir, _ = locate(obj.settings, create=True)
+    if db_url:
+        return db_url, store_dir / "objects"
+    settings = obj.settings.with_config(store_dir)
+    if not settings.db_url:
+        check_database_file(default_database(store_dir), store_dir)
+    return metadata_url(settings, store_dir), store_dir / "objects"
+
+
+def _db_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--db", "db_url", help="The server's metadata URL (default: this project's store)."
+    )(function)
+
+
+def _access(obj: Any, db_url: str | None) -> Any:
+    from lockstep.meta.store import MetaStore
+    from lockstep.server.access import Access
+
+    url, _ = served_store(obj, db_url)
+    return Access(MetaStore.open(url).engine)
+
+
+def _whoami() -> str:
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except (KeyError, OSError):
+        return f"uid{os.getuid()}@{socket.gethostname()}"
+
+
+def register(cli: click.Group, pass_context: Decorator) -> None:
+    """Attach the server commands to the main group."""
+
+    @cli.command("login")
+    @click.argument("url")
+    @click.option("--project", "project_name", default="default", show_default=True)
+    @click.option(
+        "--token-stdin", is_flag=True, help="Read the token from standard input (scripts, CI)."
+    )
+    @pass_context
+    def login(obj: Any, url: str, project_name: str, token_stdin: bool) -> None:
+        """Use the server at URL for this project: the URL and project go in the project's
+        config, the token in your user config directory (mode 0600), never in the project."""
+        import sys
+
+        from lockstep import credentials
+        from lockstep.core import validate
+        from lockstep.remote.meta import HttpMetaStore
+        from lockstep.settings import _server_url, write_config
+        from lockstep.workspace import locate
+
+        server_url = _server_url(url, "URL")
+        assert server_url is not None
+        validate.project(project_name)
+        if token_stdin:
+            token = sys.stdin.readline().strip()
+        else:
+            token = click.prompt(
+                "token (empty for a server without --auth)",
+                default="",
+                hide_input=True,
+                show_default=False,
+            ).strip()
+        client = HttpMetaStore(server_url, token or None, project=project_name)
+        try:
+            identity = client.whoami()  # the token and the project are checked now
+            client.experiments()
+        finally:
+            client.close()
+        saved = credentials.save(server_url, token or None, project_name)
+        store_dir, _ = locate(obj.settings, create=True)
+        config = dict(obj.settings.with_config(store_dir).config)
+        config["server"] = {**config.get("server", {}), "url": server_url, "project": project_name}
+        write_config(store_dir, config)
+        who = f" as {identity['user']} ({identity['role']})" if identity.get("auth") else ""
+        click.echo(
+            f"this project now uses {server_url}, project {project_name}{who}; token kept in "
+            f"{saved}"
+        )
+
+    @cli.command("logout")
+    @click.argument("url", required=False)
+    @pass_context
+    def logout(obj: Any, url: str | None) -> None:
+        """Forget the token kept for URL (default: this project's server) and stop using
+        that server here."""
+        from lockstep import credentials
+        from lockstep.settings import write_config
+        from lockstep.workspace import find_store_dir
+
+        store_dir = find_store_dir(obj.settings)
+        settings = obj.settings.with_config(store_dir) if store_dir else obj.settings
+        target = url.rstrip("/") if url else settings.tracking_uri
+        if not target:
+            raise UsageError("no server to log out of; name its URL")
+        forgot = credentials.forget(target)
+        if store_dir is not None and settings.config.get("server", {}).get("url") == target:
+            config = dict(settings.config)
+            config.pop("server", None)
+            write_config(store_dir, config)
+        click.echo(f"logged out of {target}" + ("" if forgot else " (no token was kept)"))
+
+    @cli.group("server", invoke_without_command=True)
     @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
     @click.option(
         "--port", default=5000, show_default=True, type=click.IntRange(0, 65535), help="Port."
     )
-    @click.option("--db", "db_url", help="Metadata URL (default: this project's store).")
+    @_db_option
+    @click.option(
+        "--objects",
+        "objects_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Where the objects go (default: the store's objects directory).",
+    )
+    @click.option(
+        "--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Processes."
+    )
+    @click.option("--auth", is_flag=True, help="Require a bearer token on every API request.")
     @click.option(
         "--insecure",
         is_flag=True,
-        help="Listen on a non-loopback address without authentication.",
+        help="Listen on a non-loopback address without --auth.",
     )
+    @click.option("--ssl-certfile", type=click.Path(dir_okay=False, exists=True), help="TLS cert.")
+    @click.option("--ssl-keyfile", type=click.Path(dir_okay=False, exists=True), help="TLS key.")
     @click.option("--quiet", is_flag=True, help="No access log (one JSON line per request).")
-    @pass_context
+    @click.pass_context
     def server(
-        obj: Any, host: str, port: int, db_url: str | None, insecure: bool, quiet: bool
+        ctx: click.Context,
+        host: str,
+        port: int,
+        db_url: str | None,
+        objects_dir: Path | None,
+        workers: int,
+        auth: bool,
+        insecure: bool,
+        ssl_certfile: str | None,
+        ssl_keyfile: str | None,
+        quiet: bool,
     ) -> None:
-        """Serve this project's runs and metrics over HTTP (the API under /api/v1)."""
+        """Serve this project's runs, metrics and objects over HTTP (the API under
+        /api/v1, described at /api/v1/openapi.json)."""
+        if ctx.invoked_subcommand is not None:
+            return
         try:
             import uvicorn
         except ImportError:
             raise UsageError("the server needs its extra: pip install 'lockstep[server]'") from None
-
         from lockstep.meta.store import MetaStore
-        from lockstep.server.app import create_app
-        from lockstep.workspace import (
-            check_database_file,
-            default_database,
-            locate,
-            metadata_url,
-        )
+        from lockstep.server import factory
 
-        if not _loopback(host) and not insecure:
+        if not _loopback(host) and not auth and not insecure:
             raise UsageError(
-                f"refusing to listen on {host} without authentication (tokens are not "
-                "available yet); listen on 127.0.0.1 behind a proxy, or pass --insecure"
+                f"refusing to listen on {host} without authentication; pass --auth (and make "
+                "tokens with lockstep server token create), or --insecure"
             )
-        if db_url:
-            url = db_url
-        else:
-            # The store's own metadata, never a [server] url its config may name (that
-            # would be this server, or another).
-            store_dir, _ = locate(obj.settings, create=True)
-            settings = obj.settings.with_config(store_dir)
-            if not settings.db_url:
-                check_database_file(default_database(store_dir), store_dir)
-            url = metadata_url(settings, store_dir)
-        meta = MetaStore.open(url)
+        if bool(ssl_certfile) != bool(ssl_keyfile):
+            raise UsageError("TLS needs both --ssl-certfile and --ssl-keyfile")
+        url, objects = served_store(ctx.obj, db_url)
+        objects = (objects_dir or objects).resolve()
+        meta = MetaStore.open(url)  # migrated here once, before any worker starts
         where = meta.location
+        meta.close()
+        scheme = "https" if ssl_certfile else "http"
         click.echo(
-            f"lockstep server on http://{host}:{port} serving {where}"
-            + ("" if _loopback(host) else " WITHOUT authentication (--insecure)"),
+            f"lockstep server on {scheme}://{host}:{port} serving {where}, objects in {objects}"
+            + (
+                ", tokens required (--auth)"
+                if auth
+                else " WITHOUT authentication (--insecure)"
+                if not _loopback(host)
+                else ", loopback only, no authentication (pass --auth for tokens)"
+            ),
             err=True,
         )
-        if not quiet:
-            from lockstep.server.observe import enable_access_log
+        factory.configure(url, objects, auth=auth, access_log=not quiet)
+        # uvicorn stops on SIGTERM or Ctrl-C after answering the requests in flight
+        # (at most 30 s), then the stores are closed with what they committed.
+        uvicorn.run(
+            "lockstep.server.factory:build",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=30,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+        )
 
-            enable_access_log()
-        # uvicorn stops on SIGTERM or Ctrl-C after answering the requests in flight.
-        uvicorn.run(create_app(meta), host=host, port=port, log_level="warning", access_log=False)
+    @server.command("migrate")
+    @_db_option
+    @pass_context
+    def server_migrate(obj: Any, db_url: str | None) -> None:
+        """Bring the server's database (and every project's) to this lockstep's schema."""
+        from lockstep.meta import migrate
+        from lockstep.meta.engine import create_engine
+        from lockstep.meta.store import MetaStore
+        from lockstep.server.access import Access
+        from lockstep.server.projects import project_url
+
+        url, _ = served_store(obj, db_url)
+        engine = create_engine(url)
+        before, after = migrate.upgrade(engine)
+        click.echo(f"default: {before or 'empty'} -> {after}")
+        for name in Access(engine).projects()[1:]:
+            project_engine = create_engine(project_url(url, name))
+            before, after = migrate.upgrade(project_engine)
+            project_engine.dispose()
+            click.echo(f"{name}: {before or 'empty'} -> {after}")
+        engine.dispose()
+        MetaStore.open(url).close()
+
+    @server.group("project")
+    def project() -> None:
+        """The server's projects: namespaces for runs, datasets and models."""
+
+    @project.command("create")
+    @click.argument("name")
+    @_db_option
+    @pass_context
+    def project_create(obj: Any, name: str, db_url: str | None) -> None:
+        """Make a project."""
+        from lockstep.meta.store import MetaStore
+        from lockstep.server.projects import Projects
+
+        url, objects = served_store(obj, db_url)
+        projects = Projects(MetaStore.open(url), url, objects)
+        made = projects.create(name)
+        projects.close()
+        click.echo(f"project {name} " + ("created" if made else "exists already"))
+
+    @project.command("ls")
+    @_db_option
+    @pass_context
+    def project_ls(obj: Any, db_url: str | None) -> None:
+        """List the projects."""
+        for name in _access(obj, db_url).projects():
+            click.echo(name)
+
+    @server.group("token")
+    def token() -> None:
+        """Bearer tokens: each for one user, one project and one role."""
+
+    @token.command("create")
+    @click.option("--user", required=True, help="Whom the token is for.")
+    @click.option("--project", "project_name", default="default", show_default=True)
+    @click.option(
+        "--role", type=click.Choice(["read", "write", "admin"]), default="write", show_default=True
+    )
+    @_db_option
+    @pass_context
+    def token_create(obj: Any, user: str, project_name: str, role: str, db_url: str | None) -> None:
+        """Make a token and print it once (the server keeps only its hash)."""
+        made, secret = _access(obj, db_url).create_token(user, project_name, role, _whoami())
+        click.echo(secret)
+        click.echo(
+            f"token {made.id} for {user}: {role} on project {project_name}; it is shown only "
+            "now, keep it (LOCKSTEP_TOKEN or lockstep login)",
+            err=True,
+        )
+
+    @token.command("ls")
+    @click.option("--project", "project_name", help="Only this project's tokens.")
+    @click.option("--json", "as_json", is_flag=True)
+    @_db_option
+    @pass_context
+    def token_ls(obj: Any, project_name: str | None, as_json: bool, db_url: str | None) -> None:
+        """List tokens (never their secrets)."""
+        tokens = _access(obj, db_url).tokens(project_name)
+        if as_json:
+            click.echo(json.dumps([t.to_json() for t in tokens], indent=2))
+            return
+        for t in tokens:
+            state = "revoked" if t.revoked_at is not None else "live"
+            click.echo(f"{t.id}  {t.user:<20} {t.project:<16} {t.role:<6} {state}")
+
+    @token.command("revoke")
+    @click.argument("token_id")
+    @_db_option
+    @pass_context
+    def token_revoke(obj: Any, token_id: str, db_url: str | None) -> None:
+        """Revoke a token: the server refuses it from the next request on."""
+        revoked = _access(obj, db_url).revoke(token_id)
+        click.echo(f"token {revoked.id} of {revoked.user} revoked")

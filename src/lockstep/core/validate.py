@@ -18,6 +18,9 @@ from lockstep.errors import InvalidValue
 NAME_RULE = "1-128 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+# Projects also name PostgreSQL schemas and directories: no quoting ever needed.
+PROJECT_RULE = "1-32 characters of a-z 0-9 _, starting with a letter"
+_PROJECT = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _RUN_ID = re.compile(r"[0-9a-z]{26}")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 MAX_PATH = 4096
@@ -27,6 +30,13 @@ def name(value: Any, field: str) -> str:
     """A dataset, model, tag or remote name."""
     if not isinstance(value, str) or not _NAME.fullmatch(value) or value in {".", ".."}:
         raise InvalidValue(field, value, NAME_RULE)
+    return value
+
+
+def project(value: Any, field: str = "project") -> str:
+    """A server project's name."""
+    if not isinstance(value, str) or not _PROJECT.fullmatch(value):
+        raise InvalidValue(field, value, PROJECT_RULE)
     return value
 
 

@@ -194,6 +194,9 @@ def fetch_missing(workspace: Workspace, digests: Iterable[str]) -> list[str]:
     """
     objects = workspace.objects
     missing = sorted({d for d in digests if not objects.has(d)})
+    fetch_from_server = getattr(objects, "fetch", None)
+    if missing and fetch_from_server is not None:  # a server's client: the server first
+        missing = [d for d in missing if not fetch_from_server(d)]
     remotes = workspace.settings.config.get("remotes", {})
     if not missing or not remotes:
         return missing

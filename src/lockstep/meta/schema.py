@@ -319,3 +319,25 @@ RUN_CHILD_TABLES = (
     run_datasets,
     run_models,
 )
+
+# A server's own: its projects (besides "default") and the hashes of its access tokens.
+server_projects = sa.Table(
+    "server_projects",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+server_tokens = sa.Table(
+    "server_tokens",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user", sa.String(255), nullable=False),
+    sa.Column("project", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(8), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("revoked_at", sa.Double),
+    sa.Index("ix_server_tokens_project", "project"),
+)

@@ -19,9 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from lockstep.core.query import Node, SortKey, filter_text, sort_text
-from lockstep.core.records import Artifact, Experiment, MetricSummary, RunRecord
+from lockstep.core.records import (
+    Artifact,
+    Experiment,
+    MetricSummary,
+    RunRecord,
+    digests_named_in,
+)
 from lockstep.core.status import RunStatus
 from lockstep.errors import (
+    AccessDenied,
+    NotAuthenticated,
     RunNotFound,
     RunStateError,
     ServerUnreachable,
@@ -67,7 +75,11 @@ def _rebuilt(kind: str, message: str, fallback: type[Exception]) -> Exception:
     from lockstep import errors
 
     cls = getattr(errors, kind, None)
-    if not (isinstance(cls, type) and issubclass(cls, fallback)):
+    # A 404 is any lockstep LookupError (a run, a dataset, a project...).
+    family = LookupError if fallback is RunNotFound else fallback
+    if not (
+        isinstance(cls, type) and issubclass(cls, family) and issubclass(cls, errors.LockstepError)
+    ):
         cls = fallback
     error = cls.__new__(cls)
     Exception.__init__(error, message)
@@ -88,12 +100,17 @@ class HttpMetaStore:
         token: str | None = None,
         timeout: float = 30.0,
         spool: Path | None = None,
+        project: str = "default",
+        local_objects: Path | None = None,
     ) -> None:
         import httpx
 
+        from lockstep.remote.objects import ServerObjects
         from lockstep.remote.spool import Spool
 
         self.url = url.rstrip("/")
+        self.project = project
+        self._api = f"{API}/projects/{project}"
         # Writes the server cannot take while it is down wait here, in order.
         self.spool = Spool(spool) if spool is not None else None
         self._spooling: set[str] = set()
@@ -101,10 +118,22 @@ class HttpMetaStore:
         if token:
             headers["authorization"] = f"Bearer {token}"
         self._client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self.objects = ServerObjects(self._client, self._api, self.url)
+        # The local store whose objects this client's runs recorded: sent to the server
+        # when the run finishes, so another machine can rerun it.
+        self._local_objects = local_objects
+        self._needs: dict[str, set[str]] = {}
 
     @classmethod
-    def open(cls, url: str, token: str | None = None, spool: Path | None = None) -> HttpMetaStore:
-        store = cls(url, token, spool=spool)
+    def open(
+        cls,
+        url: str,
+        token: str | None = None,
+        spool: Path | None = None,
+        project: str = "default",
+        local_objects: Path | None = None,
+    ) -> HttpMetaStore:
+        store = cls(url, token, spool=spool, project=project, local_objects=local_objects)
         store._request("GET", "/health", api=False)  # one line now, not at the first write
         store.replay_spool()
         return store
@@ -112,6 +141,9 @@ class HttpMetaStore:
     # the spool ---------------------------------------------------------------
 
     def _send(self, run_id: str, op: str, body: dict[str, Any]) -> None:
+        if op == "upload_objects":
+            self._upload(run_id, body["digests"])
+            return
         method, path, compress = _ROUTES[op]
         self._request(method, path.format(run=run_id), body=body, compress=compress)
 
@@ -141,6 +173,22 @@ class HttpMetaStore:
                     run_id,
                     spool.directory,
                 )
+
+    def _upload(self, run_id: str, digests: Sequence[str]) -> None:
+        """Send the server the run's objects it lacks and the local store holds: those
+        named here and those its record names (other processes of the run, such as the
+        training script, recorded artifacts too)."""
+        from lockstep.objects.store import LocalObjectStore
+
+        if self._local_objects is None:
+            return
+        local = LocalObjectStore(self._local_objects)
+        record = self.get_run(run_id)
+        named = {*digests, *(a.digest for a in record.artifacts)}
+        named |= digests_named_in(record.sections)
+        present = [d for d in sorted(named) if local.has(d)]
+        for digest in self.objects.missing(present):
+            self.objects.upload(digest, local.path(digest))
 
     def replay_spool(self) -> list[str]:
         """Send what earlier processes spooled; returns the runs still waiting."""
@@ -228,7 +276,7 @@ class HttpMetaStore:
             try:
                 response = self._client.request(
                     method,
-                    (API if api else "") + path,
+                    (self._api if api else "") + path,
                     params={k: v for k, v in (params or {}).items() if v is not None},
                     content=content,
                     headers=headers,
@@ -257,6 +305,8 @@ class HttpMetaStore:
             message, kind, context = response.text[:200], "", {}
         fallback: type[Exception] = {
             400: UsageError,
+            401: NotAuthenticated,
+            403: AccessDenied,
             404: RunNotFound,
             409: RunStateError,
         }.get(response.status_code, StoreError)
@@ -270,6 +320,10 @@ class HttpMetaStore:
             if isinstance(name, str) and name.isidentifier() and not hasattr(error, name):
                 setattr(error, name, value)
         raise error
+
+    def whoami(self) -> dict[str, Any]:
+        """Who the server takes this client for ({"auth": False} without --auth)."""
+        return dict(self._request("GET", f"{API}/whoami", api=False))
 
     # experiments and runs ----------------------------------------------------
 
@@ -320,6 +374,7 @@ class HttpMetaStore:
         self._write(run_id, "set_note", {"note": note})
 
     def set_sections(self, run_id: str, sections: Mapping[str, Any]) -> None:
+        self._needs.setdefault(run_id, set()).update(digests_named_in(dict(sections)))
         self._write(run_id, "set_sections", {"sections": dict(sections)})
 
     def add_artifacts(self, run_id: str, artifacts: Sequence[Artifact]) -> None:
@@ -329,6 +384,7 @@ class HttpMetaStore:
                 for a in artifacts
             ]
         }
+        self._needs.setdefault(run_id, set()).update(a.digest for a in artifacts)
         self._write(run_id, "add_artifacts", body)
 
     def recorded_outputs(self, paths: Sequence[str]) -> set[tuple[str, str]]:
@@ -342,6 +398,10 @@ class HttpMetaStore:
     ) -> None:
         if not status.is_final:
             raise RunStateError(f"cannot finish run {run_id} as {status}")
+        needed = sorted(self._needs.pop(run_id, set()))
+        if self._local_objects is not None:
+            # Before the run reads as finished there, its objects are there too.
+            self._write(run_id, "upload_objects", {"digests": needed})
         self._write(
             run_id, "finish_run", {"status": str(status), "end_time": end_time, "error": error}
         )

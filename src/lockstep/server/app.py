@@ -8,10 +8,13 @@ state that forbids the operation 409.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import re
 import threading
 import zlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Body, FastAPI, Query, Request
@@ -25,8 +28,10 @@ from lockstep.core.query import parse_filter, parse_sort
 from lockstep.core.records import Artifact
 from lockstep.core.status import RunStatus
 from lockstep.errors import (
+    AccessDenied,
     InvalidValue,
     LockstepError,
+    NotAuthenticated,
     RunNotFound,
     RunStateError,
     StoreError,
@@ -34,12 +39,14 @@ from lockstep.errors import (
 )
 from lockstep.meta.store import MetaStore, MetricColumns
 from lockstep.remote import wire
+from lockstep.server.projects import Projects
+from lockstep.server.scope import API, PROJECT_API, Caller, Meta, Scope
 
-API = "/api/v1"
 # The most a request body may hold, compressed or not (a metric batch of a few hundred
 # thousand points fits many times over).
 MAX_BODY = 64 << 20
 MAX_POINTS = 100_000
+_OBJECT_UPLOAD = re.compile(API + r"/projects/[^/]+/objects/[^/]+")
 
 
 def _error(status: int, exc: Exception) -> JSONResponse:
@@ -65,6 +72,13 @@ def _mapping(value: Any, field: str, key_limit: int) -> dict[str, Any]:
     return value
 
 
+def _existing(meta: MetaStore, run_id: str) -> str:
+    checked = _run_id(run_id)
+    if not meta.has_run(checked):
+        raise RunNotFound(checked)
+    return checked
+
+
 def _run_id(run_id: str) -> str:
     try:
         return validate.run_id(run_id)
@@ -81,7 +95,10 @@ class BodyLimit:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (
+            scope["method"] == "PUT" and _OBJECT_UPLOAD.fullmatch(scope["path"])
+        ):
+            # Object uploads stream to disk in their route, whatever their size.
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
@@ -191,21 +208,37 @@ def downsample(steps: Any, values: Any, times: Any, max_points: int) -> tuple[An
     return steps[index], values[index], times[index]
 
 
-def create_app(meta: MetaStore) -> FastAPI:
-    """The application over one metadata store."""
+def create_app(projects: Projects, *, auth: bool = False) -> FastAPI:
+    """The application over a server's projects; with auth, every API request needs a
+    token."""
     from lockstep.server.observe import Observe, Observed
 
     observed = Observed()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        projects.close()  # after uvicorn answered what was in flight
+
     app = FastAPI(
+        lifespan=lifespan,
         title="lockstep",
         version=__version__,
         openapi_url=f"{API}/openapi.json",
         docs_url=f"{API}/docs",
         redoc_url=None,
     )
+    app.state.projects = projects
+    app.state.auth = auth
 
     @app.exception_handler(LockstepError)
     async def lockstep_error(_request: Request, exc: LockstepError) -> JSONResponse:
+        if isinstance(exc, NotAuthenticated):
+            answer = _error(401, exc)
+            answer.headers["www-authenticate"] = "Bearer"
+            return answer
+        if isinstance(exc, AccessDenied):
+            return _error(403, exc)
         if isinstance(exc, LookupError):
             return _error(404, exc)
         if isinstance(exc, UsageError):
@@ -249,18 +282,32 @@ def create_app(meta: MetaStore) -> FastAPI:
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"ok": True, "version": __version__, "store": meta.location}
+        return {"ok": True, "version": __version__, "auth": auth}
 
-    api = APIRouter(prefix=API)
+    @app.get(API + "/projects")
+    def list_projects(token: Caller) -> dict[str, Any]:
+        """The projects this token may see (all of them without --auth)."""
+        names = projects.access.projects()
+        if token is not None:
+            names = [n for n in names if n == token.project]
+        return {"projects": names}
+
+    @app.get(API + "/whoami")
+    def whoami(token: Caller) -> dict[str, Any]:
+        if token is None:
+            return {"auth": False}
+        return {"auth": True, "user": token.user, "project": token.project, "role": token.role}
+
+    api = APIRouter(prefix=PROJECT_API)
 
     @api.get("/experiments")
-    def experiments() -> list[dict[str, Any]]:
+    def experiments(meta: Meta) -> list[dict[str, Any]]:
         return [
             {"id": e.id, "name": e.name, "created_at": e.created_at} for e in meta.experiments()
         ]
 
     @api.post("/runs", status_code=201)
-    def create_run(body: dict[str, Any] = Body(...)) -> dict[str, str]:  # noqa: B008
+    def create_run(meta: Meta, body: dict[str, Any] = Body(...)) -> dict[str, str]:  # noqa: B008
         """Create a run; creating one that exists (a replayed spool) changes nothing."""
         run_id = validate.run_id(body["id"])
         if meta.has_run(run_id):
@@ -281,6 +328,7 @@ def create_app(meta: MetaStore) -> FastAPI:
 
     @api.get("/runs")
     def search(
+        meta: Meta,
         experiment: str | None = None,
         filter: str = "",
         sort: str = "",
@@ -297,15 +345,15 @@ def create_app(meta: MetaStore) -> FastAPI:
         return {"runs": [wire.run_to_wire(r) for r in found]}
 
     @api.get("/runs/count")
-    def count(experiment: str | None = None, filter: str = "") -> dict[str, int]:
+    def count(meta: Meta, experiment: str | None = None, filter: str = "") -> dict[str, int]:
         return {"count": meta.count(experiment=experiment, where=parse_filter(filter))}
 
     @api.get("/runs/resolve")
-    def resolve(ref: str, last_of: str | None = None) -> dict[str, str]:
+    def resolve(meta: Meta, ref: str, last_of: str | None = None) -> dict[str, str]:
         return {"id": meta.resolve(ref, last_of=last_of)}
 
     @api.post("/outputs/recorded")
-    def recorded_outputs(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+    def recorded_outputs(meta: Meta, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
         """Which of these paths some run recorded as an output, with the digests."""
         paths = body["paths"]
         if not isinstance(paths, list) or len(paths) > 1_000_000:
@@ -314,7 +362,7 @@ def create_app(meta: MetaStore) -> FastAPI:
         return {"outputs": sorted([path, digest] for path, digest in found)}
 
     @api.get("/runs/live")
-    def live_runs() -> list[dict[str, Any]]:
+    def live_runs(meta: Meta) -> list[dict[str, Any]]:
         return [
             {
                 "id": r.id,
@@ -327,47 +375,41 @@ def create_app(meta: MetaStore) -> FastAPI:
         ]
 
     @api.get("/runs/{run_id}")
-    def get_run(run_id: str) -> dict[str, Any]:
+    def get_run(meta: Meta, run_id: str) -> dict[str, Any]:
         return wire.run_to_wire(meta.get_run(_run_id(run_id)))
 
     @api.delete("/runs/{run_id}", status_code=204)
-    def delete_run(run_id: str) -> Response:
-        meta.delete_run(_existing(run_id))
+    def delete_run(meta: Meta, run_id: str) -> Response:
+        meta.delete_run(_existing(meta, run_id))
         return Response(status_code=204)
 
-    def _existing(run_id: str) -> str:
-        checked = _run_id(run_id)
-        if not meta.has_run(checked):
-            raise RunNotFound(checked)
-        return checked
-
     @api.post("/runs/{run_id}/params", status_code=204)
-    def log_params(run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
-        meta.log_params(_existing(run_id), _mapping(body["params"], "params", 500))
+    def log_params(meta: Meta, run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
+        meta.log_params(_existing(meta, run_id), _mapping(body["params"], "params", 500))
         return Response(status_code=204)
 
     @api.post("/runs/{run_id}/tags", status_code=204)
-    def set_tags(run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
-        meta.set_tags(_existing(run_id), _mapping(body["tags"], "tags", 255))
+    def set_tags(meta: Meta, run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
+        meta.set_tags(_existing(meta, run_id), _mapping(body["tags"], "tags", 255))
         return Response(status_code=204)
 
     @api.delete("/runs/{run_id}/tags", status_code=204)
-    def delete_tag(run_id: str, key: str) -> Response:
-        meta.delete_tag(_existing(run_id), key)
+    def delete_tag(meta: Meta, run_id: str, key: str) -> Response:
+        meta.delete_tag(_existing(meta, run_id), key)
         return Response(status_code=204)
 
     @api.put("/runs/{run_id}/note", status_code=204)
-    def set_note(run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
-        meta.set_note(_existing(run_id), validate.text(body["note"], "note"))
+    def set_note(meta: Meta, run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
+        meta.set_note(_existing(meta, run_id), validate.text(body["note"], "note"))
         return Response(status_code=204)
 
     @api.post("/runs/{run_id}/sections", status_code=204)
-    def set_sections(run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
-        meta.set_sections(_existing(run_id), _mapping(body["sections"], "sections", 64))
+    def set_sections(meta: Meta, run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
+        meta.set_sections(_existing(meta, run_id), _mapping(body["sections"], "sections", 64))
         return Response(status_code=204)
 
     @api.post("/runs/{run_id}/artifacts", status_code=204)
-    def add_artifacts(run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
+    def add_artifacts(meta: Meta, run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
         artifacts = []
         for item in body["artifacts"]:
             path = str(item["path"])
@@ -381,14 +423,14 @@ def create_app(meta: MetaStore) -> FastAPI:
                     kind=str(item.get("kind", "artifact"))[:16],
                 )
             )
-        meta.add_artifacts(_existing(run_id), artifacts)
+        meta.add_artifacts(_existing(meta, run_id), artifacts)
         return Response(status_code=204)
 
     @api.post("/runs/{run_id}/finish", status_code=204)
-    def finish_run(run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
+    def finish_run(meta: Meta, run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
         error = body.get("error")
         meta.finish_run(
-            _existing(run_id),
+            _existing(meta, run_id),
             RunStatus(body["status"]),
             float(body["end_time"]),
             None if error is None else validate.text(error, "error"),
@@ -396,12 +438,12 @@ def create_app(meta: MetaStore) -> FastAPI:
         return Response(status_code=204)
 
     @api.post("/runs/{run_id}/heartbeat", status_code=204)
-    def heartbeat(run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
-        meta.heartbeat(_existing(run_id), float(body["now"]))
+    def heartbeat(meta: Meta, run_id: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
+        meta.heartbeat(_existing(meta, run_id), float(body["now"]))
         return Response(status_code=204)
 
     @api.get("/runs/{run_id}/metric-state")
-    def metric_state(run_id: str) -> dict[str, Any]:
+    def metric_state(meta: Meta, run_id: str) -> dict[str, Any]:
         seqs, summaries = meta.metric_state(_run_id(run_id))
         return {"seqs": seqs, "summaries": [wire.summary_to_wire(s) for s in summaries.values()]}
 
@@ -409,7 +451,7 @@ def create_app(meta: MetaStore) -> FastAPI:
     # stays free for other requests, and memory holds two batches, not one per client.
     ingesting = threading.BoundedSemaphore(2)
 
-    def ingest(run_id: str, raw: bytes) -> int:
+    def ingest(meta: MetaStore, run_id: str, raw: bytes) -> int:
         with ingesting:
             try:
                 body = json.loads(raw)
@@ -424,19 +466,19 @@ def create_app(meta: MetaStore) -> FastAPI:
             return sum(c.count for c in columns)
 
     @api.post("/runs/{run_id}/metrics", status_code=204)
-    async def append_metrics(run_id: str, request: Request) -> Response:
+    async def append_metrics(meta: Meta, run_id: str, request: Request) -> Response:
         """One flush: columns per key (base64 little-endian), their chunk numbers, the new
         summaries. Sent again, it is stored once."""
         from starlette.concurrency import run_in_threadpool
 
-        checked = _existing(run_id)
-        points = await run_in_threadpool(ingest, checked, await request.body())
+        checked = _existing(meta, run_id)
+        points = await run_in_threadpool(ingest, meta, checked, await request.body())
         observed.batches.inc()
         observed.points.inc(points)
         return Response(status_code=204)
 
     @api.get("/runs/{run_id}/chunks")
-    def metric_chunks(run_id: str, key: str) -> dict[str, Any]:
+    def metric_chunks(meta: Meta, run_id: str, key: str) -> dict[str, Any]:
         stored = meta.metric_chunks(_run_id(run_id), key)
         return {
             "steps": [wire.b64(b) for b in stored.steps],
@@ -445,33 +487,35 @@ def create_app(meta: MetaStore) -> FastAPI:
         }
 
     @api.put("/runs/{run_id}/chunks", status_code=204)
-    async def replace_metric_chunks(run_id: str, key: str, request: Request) -> Response:
-        checked = _existing(run_id)
+    async def replace_metric_chunks(
+        meta: Meta, run_id: str, key: str, request: Request
+    ) -> Response:
+        checked = _existing(meta, run_id)
         body = await _body(request)
         merged = [_columns({**c, "key": key}) for c in body["chunks"]]
         meta.replace_metric_chunks(checked, key, merged)
         return Response(status_code=204)
 
     @api.post("/runs/{run_id}/compact", status_code=204)
-    async def compact_metrics(run_id: str) -> Response:
+    async def compact_metrics(meta: Meta, run_id: str) -> Response:
         """Merge the run's flush-sized chunks into few large ones, here."""
         from starlette.concurrency import run_in_threadpool
 
-        await run_in_threadpool(meta.compact_metrics, _existing(run_id))
+        await run_in_threadpool(meta.compact_metrics, _existing(meta, run_id))
         return Response(status_code=204)
 
     @api.get("/runs/{run_id}/chunk-counts")
-    def chunk_counts(run_id: str) -> dict[str, int]:
+    def chunk_counts(meta: Meta, run_id: str) -> dict[str, int]:
         return meta.chunk_counts(_run_id(run_id))
 
     @api.get("/runs/{run_id}/history")
     def history(
-        run_id: str, key: str, max_points: int = Query(2000, ge=2, le=MAX_POINTS)
+        meta: Meta, run_id: str, key: str, max_points: int = Query(2000, ge=2, le=MAX_POINTS)
     ) -> dict[str, Any]:
         """A metric series, downsampled to at most max_points (min and max per bucket)."""
         from lockstep.tracking.history import MetricHistory
 
-        series = MetricHistory.from_chunks(key, meta.metric_chunks(_existing(run_id), key))
+        series = MetricHistory.from_chunks(key, meta.metric_chunks(_existing(meta, run_id), key))
         steps, values, times = downsample(series.steps, series.values, series.times, max_points)
         return {
             "key": key,
@@ -481,6 +525,32 @@ def create_app(meta: MetaStore) -> FastAPI:
             "times": times.tolist(),
         }
 
+    @api.get("/tokens")
+    def list_tokens(project: Scope) -> dict[str, Any]:
+        """The project's tokens (an admin token's own project only)."""
+        return {"tokens": [t.to_json() for t in projects.access.tokens(project.name)]}
+
+    @api.post("/tokens", status_code=201)
+    def create_token(
+        project: Scope,
+        token: Caller,
+        body: dict[str, Any] = Body(...),  # noqa: B008
+    ) -> dict[str, Any]:
+        made, secret = projects.access.create_token(
+            validate.text(body.get("user", ""), "user", limit=255),
+            project.name,
+            str(body.get("role", "")),
+            created_by=token.user if token is not None else "server",
+        )
+        return {**made.to_json(), "token": secret}
+
+    @api.delete("/tokens/{token_id}")
+    def revoke_token(project: Scope, token_id: str) -> dict[str, Any]:
+        return projects.access.revoke(token_id, project.name).to_json()
+
+    from lockstep.server import objects
+
+    objects.add_routes(api)
     app.include_router(api)
     app.add_middleware(BodyLimit)
     app.add_middleware(Observe, observed=observed)  # outermost: sees every answer

@@ -96,6 +96,8 @@ class Observe:
                             "ms": round(elapsed * 1000, 2),
                             "bytes": sent,
                             "client": (scope.get("client") or ["", 0])[0],
+                            # The token's user, when the server checks tokens.
+                            "user": (scope.get("state") or {}).get("user"),
                         }
                     )
                 )

@@ -1,0 +1,39 @@
+"""The application as uvicorn builds it in each worker process, from what
+``lockstep server`` put in the environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fastapi import FastAPI
+
+_DB, _OBJECTS, _AUTH, _LOG = (
+    "LOCKSTEP_SERVE_DB",
+    "LOCKSTEP_SERVE_OBJECTS",
+    "LOCKSTEP_SERVE_AUTH",
+    "LOCKSTEP_SERVE_ACCESS_LOG",
+)
+
+
+def configure(db_url: str, objects: Path, *, auth: bool, access_log: bool) -> None:
+    """Hand the server's settings to the worker processes uvicorn starts."""
+    os.environ[_DB] = db_url
+    os.environ[_OBJECTS] = str(objects)
+    os.environ[_AUTH] = "1" if auth else ""
+    os.environ[_LOG] = "1" if access_log else ""
+
+
+def build() -> FastAPI:
+    """One worker's application over the configured store."""
+    from lockstep.meta.store import MetaStore
+    from lockstep.server.app import create_app
+    from lockstep.server.projects import Projects
+
+    url = os.environ[_DB]
+    if os.environ.get(_LOG):
+        from lockstep.server.observe import enable_access_log
+
+        enable_access_log()
+    projects = Projects(MetaStore.open(url), url, Path(os.environ[_OBJECTS]))
+    return create_app(projects, auth=bool(os.environ.get(_AUTH)))

@@ -1,0 +1,123 @@
+"""Objects over HTTP: which of many digests a project lacks, uploads streamed to disk and
+checked against their digest before they become visible (resumable from what arrived),
+and downloads streamed with ranges. The server never holds a whole object in memory."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from lockstep.core import validate
+from lockstep.errors import InvalidValue, ObjectCorrupt, ObjectMissing, UsageError
+from lockstep.objects.store import LocalObjectStore
+from lockstep.server.scope import Scope
+
+# The most digests one existence check may name.
+MAX_DIGESTS = 100_000
+_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+
+
+def _digest(value: str) -> str:
+    try:
+        return validate.digest(value, "object digest")
+    except InvalidValue:
+        raise ObjectMissing(str(value)[:80]) from None  # a name that cannot exist is absent
+
+
+def _partial(objects: LocalObjectStore, digest: str) -> Path:
+    """Where an upload of digest waits until its last byte arrives (kept across restarts,
+    so an interrupted upload resumes)."""
+    return objects.root / "uploads" / f"{digest}.part"
+
+
+def _content_range(header: str | None) -> tuple[int, int | None]:
+    """(first byte, total size) of an upload; (0, None) for a whole body."""
+    if not header:
+        return 0, None
+    match = _RANGE.fullmatch(header.strip())
+    if not match:
+        raise UsageError("Content-Range must read 'bytes FIRST-LAST/TOTAL'")
+    first, last, total = (int(g) for g in match.groups())
+    if not first <= last < total:
+        raise UsageError("Content-Range must have FIRST <= LAST < TOTAL")
+    return first, total
+
+
+def add_routes(api: APIRouter) -> None:
+    """The object routes, on the project router."""
+    # One upload of a digest at a time per process; another waits, then finds it stored.
+    locks: dict[str, asyncio.Lock] = {}
+
+    @api.post("/objects/missing")
+    def missing_objects(project: Scope, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        """Which of these digests the project does not hold."""
+        digests = body["digests"]
+        if not isinstance(digests, list) or len(digests) > MAX_DIGESTS:
+            raise UsageError(f"digests must be a list of at most {MAX_DIGESTS}")
+        checked = [validate.digest(d, "object digest") for d in digests]
+        return {"missing": [d for d in checked if not project.objects.has(d)]}
+
+    @api.get("/objects/{digest}/upload")
+    def upload_state(project: Scope, digest: str) -> dict[str, Any]:
+        """How much of an interrupted upload arrived (resume from there)."""
+        checked = _digest(digest)
+        if project.objects.has(checked):
+            return {"stored": True, "received": None}
+        part = _partial(project.objects, checked)
+        return {"stored": False, "received": part.stat().st_size if part.exists() else 0}
+
+    @api.put("/objects/{digest}")
+    async def upload_object(project: Scope, digest: str, request: Request) -> JSONResponse:
+        """The object's bytes, whole or from Content-Range's first byte on; stored once
+        they hash to digest."""
+        checked = _digest(digest)
+        objects: LocalObjectStore = project.objects
+        if objects.has(checked):
+            return JSONResponse({"stored": True})
+        first, total = _content_range(request.headers.get("content-range"))
+        lock = locks.setdefault(f"{project.name}/{checked}", asyncio.Lock())
+        async with lock:
+            if objects.has(checked):
+                return JSONResponse({"stored": True})
+            part = _partial(objects, checked)
+            part.parent.mkdir(parents=True, exist_ok=True)
+            have = part.stat().st_size if part.exists() else 0
+            if first != (have if total is not None else 0):
+                return JSONResponse(
+                    {"error": f"the upload continues at byte {have}", "received": have},
+                    status_code=409,
+                )
+            with open(part, "r+b" if first else "wb") as handle:
+                handle.seek(first)
+                handle.truncate()
+                async for piece in request.stream():
+                    handle.write(piece)
+                received = handle.tell()
+            if total is not None and received < total:
+                return JSONResponse({"stored": False, "received": received}, status_code=202)
+            try:
+                await run_in_threadpool(
+                    objects.put_fetched, checked, lambda tmp: os.replace(part, tmp)
+                )
+            except ObjectCorrupt as exc:
+                part.unlink(missing_ok=True)
+                raise UsageError(
+                    f"the uploaded bytes hash to {exc.actual}, not {checked}: nothing was stored"
+                ) from None
+            return JSONResponse({"stored": True}, status_code=201)
+
+    @api.get("/objects/{digest}")
+    def download_object(project: Scope, digest: str) -> FileResponse:
+        """The object's bytes (Range requests answered with 206)."""
+        checked = _digest(digest)
+        path = project.objects.path(checked)
+        if not path.is_file():
+            raise ObjectMissing(checked)
+        return FileResponse(path, media_type="application/octet-stream")
