@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from lockstep.errors import StoreError, StoreNotFound
 from lockstep.objects.store import LocalObjectStore
@@ -13,6 +13,9 @@ from lockstep.settings import STORE_DIRNAME, Settings
 if TYPE_CHECKING:  # SQLAlchemy loads only when a store is opened
     from lockstep.data.versions import DataWorkspace
     from lockstep.data.worktree import Snapshots
+    from lockstep.meta.datasets import DatasetRecords
+    from lockstep.meta.lineage import LineageQueries
+    from lockstep.meta.models import ModelRecords
     from lockstep.meta.store import MetaStore
 
 _GITIGNORE = "# Lockstep's store: never part of the project's code.\n*\n"
@@ -153,6 +156,8 @@ class Workspace:
     store_dir: Path
     settings: Settings
     meta: MetaStore
+    # Where the objects are when not in store_dir/objects (a server's --objects).
+    objects_dir: Path | None = None
 
     @property
     def project_root(self) -> Path:
@@ -195,6 +200,30 @@ class Workspace:
             raise _database_error(exc, settings, store_dir) from exc
         return cls(store_dir=store_dir, settings=settings, meta=meta)
 
+    def dataset_records(self) -> DatasetRecords:
+        """The datasets' records: SQL here, or the server's."""
+        from lockstep.meta.datasets import DatasetRecords
+
+        return cast("DatasetRecords", self._records("datasets", DatasetRecords))
+
+    def model_records(self) -> ModelRecords:
+        from lockstep.meta.models import ModelRecords
+
+        return cast("ModelRecords", self._records("models", ModelRecords))
+
+    def lineage_queries(self) -> LineageQueries:
+        from lockstep.meta.lineage import LineageQueries
+
+        return cast("LineageQueries", self._records("lineage", LineageQueries))
+
+    def _records(self, kind: str, sql: type) -> object:
+        if self.local_sql:
+            return sql(self.meta.engine)
+        from lockstep.remote.records import ServerRecords
+
+        # The same methods, each one request to the server (typed as the SQL class).
+        return ServerRecords(self.meta, kind)
+
     @property
     def local_sql(self) -> bool:
         """Whether the metadata is in SQL here (not behind a server): datasets, models and
@@ -211,19 +240,18 @@ class Workspace:
             from lockstep.remote.objects import ServerBackedObjects
 
             return ServerBackedObjects(self.store_dir / "objects", server)
-        return LocalObjectStore(self.store_dir / "objects")
+        return LocalObjectStore(self.objects_dir or self.store_dir / "objects")
 
     def data(self) -> DataWorkspace:
         """Datasets of this store (opens the local stat cache)."""
         from lockstep.data.versions import DataWorkspace
-        from lockstep.meta.datasets import DatasetRecords
         from lockstep.objects.statcache import StatCache
 
         config = self.settings.config.get("data", {})
         workers = config.get("workers")
         return DataWorkspace(
             self.objects,
-            DatasetRecords(self.meta.engine),
+            self.dataset_records(),
             StatCache(self.store_dir / "cache" / "stat.db"),
             worktree_snapshots(self.store_dir),
             self.project_root,

@@ -195,20 +195,14 @@ def show(obj: Context, run: str, code: bool, as_json: bool) -> None:
 
 def _model_links(obj: Context, run_id: str) -> list[dict[str, Any]]:
     """The model versions a run read and those registered from it."""
-    from lockstep.meta.lineage import LineageQueries
-    from lockstep.meta.models import ModelRecords
-
     workspace = obj.workspace()
-    if not workspace.local_sql:
-        return []  # a server does not serve models yet
-    engine = workspace.meta.engine
-    records = ModelRecords(engine)
+    records = workspace.model_records()
     links = [
         {"ref": f"{name}@v{number}", "role": role}
         for name, number, role in records.run_links(run_id)
     ]
     registered = records.versions_by_ids(
-        v for _, v in LineageQueries(engine).models_of_runs([run_id])
+        v for _, v in workspace.lineage_queries().models_of_runs([run_id])
     )
     links += [{"ref": v.ref, "role": "registered"} for v in registered]
     return links

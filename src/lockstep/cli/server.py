@@ -28,18 +28,19 @@ def _loopback(host: str) -> bool:
 
 
 def served_store(obj: Any, db_url: str | None) -> tuple[str, Path]:
-    """The metadata URL and objects directory a server keeps: --db, else the store of
+    """The metadata URL and store directory a server keeps: --db, else the store of
     the project it starts in (its own database, never a [server] url its config names:
-    that would be this server, or another)."""
+    that would be this server, or another). Objects and staged pushes go in the store
+    directory."""
     from lockstep.workspace import check_database_file, default_database, locate, metadata_url
 
     store_dir, _ = locate(obj.settings, create=True)
     if db_url:
-        return db_url, store_dir / "objects"
+        return db_url, store_dir
     settings = obj.settings.with_config(store_dir)
     if not settings.db_url:
         check_database_file(default_database(store_dir), store_dir)
-    return metadata_url(settings, store_dir), store_dir / "objects"
+    return metadata_url(settings, store_dir), store_dir
 
 
 def _db_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -68,7 +69,9 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
 
     @cli.command("login")
     @click.argument("url")
-    @click.option("--project", "project_name", default="default", show_default=True)
+    @click.option(
+        "--project", "project_name", default="default", show_default=True, help="Server project."
+    )
     @click.option(
         "--token-stdin", is_flag=True, help="Read the token from standard input (scripts, CI)."
     )
@@ -191,8 +194,8 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
             )
         if bool(ssl_certfile) != bool(ssl_keyfile):
             raise UsageError("TLS needs both --ssl-certfile and --ssl-keyfile")
-        url, objects = served_store(ctx.obj, db_url)
-        objects = (objects_dir or objects).resolve()
+        url, store_dir = served_store(ctx.obj, db_url)
+        objects = (objects_dir or store_dir / "objects").resolve()
         meta = MetaStore.open(url)  # migrated here once, before any worker starts
         where = meta.location
         meta.close()
@@ -208,7 +211,7 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
             ),
             err=True,
         )
-        factory.configure(url, objects, auth=auth, access_log=not quiet)
+        factory.configure(url, store_dir, objects, auth=auth, access_log=not quiet)
         # uvicorn stops on SIGTERM or Ctrl-C after answering the requests in flight
         # (at most 30 s), then the stores are closed with what they committed.
         uvicorn.run(
@@ -260,8 +263,8 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
         from lockstep.meta.store import MetaStore
         from lockstep.server.projects import Projects
 
-        url, objects = served_store(obj, db_url)
-        projects = Projects(MetaStore.open(url), url, objects)
+        url, store_dir = served_store(obj, db_url)
+        projects = Projects(MetaStore.open(url), url, store_dir, store_dir / "objects")
         made = projects.create(name)
         projects.close()
         click.echo(f"project {name} " + ("created" if made else "exists already"))
@@ -280,9 +283,15 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
 
     @token.command("create")
     @click.option("--user", required=True, help="Whom the token is for.")
-    @click.option("--project", "project_name", default="default", show_default=True)
     @click.option(
-        "--role", type=click.Choice(["read", "write", "admin"]), default="write", show_default=True
+        "--project", "project_name", default="default", show_default=True, help="Its project."
+    )
+    @click.option(
+        "--role",
+        type=click.Choice(["read", "write", "admin"]),
+        default="write",
+        show_default=True,
+        help="read, write (and read), admin (and manage the project's tokens).",
     )
     @_db_option
     @pass_context
@@ -298,7 +307,7 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
 
     @token.command("ls")
     @click.option("--project", "project_name", help="Only this project's tokens.")
-    @click.option("--json", "as_json", is_flag=True)
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @_db_option
     @pass_context
     def token_ls(obj: Any, project_name: str | None, as_json: bool, db_url: str | None) -> None:

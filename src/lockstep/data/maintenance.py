@@ -36,12 +36,11 @@ class GcReport:
 
 def referenced(workspace: Workspace) -> set[str]:
     """Every object a run, a dataset version or a model version needs."""
-    from lockstep.meta.models import ModelRecords
 
     return (
         workspace.meta.referenced_digests()
         | workspace.data().records.referenced_digests()
-        | ModelRecords(workspace.meta.engine).referenced_digests()
+        | workspace.model_records().referenced_digests()
     )
 
 
@@ -70,9 +69,8 @@ def _models_with(workspace: Workspace, digests: list[str]) -> list[str]:
     """The model versions whose manifest or files are among digests."""
     if not digests:
         return []
-    from lockstep.meta.models import ModelRecords
 
-    records = ModelRecords(workspace.meta.engine)
+    records = workspace.model_records()
     ids = {v for versions in records.versions_containing(digests).values() for v in versions}
     bad = set(digests)
     refs = {v.ref for v in records.versions_by_ids(ids)}

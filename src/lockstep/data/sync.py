@@ -69,8 +69,8 @@ def _shared_source(source_path: str) -> str | None:
     return source_path
 
 
-def _dataset_doc(workspace: Workspace, name: str) -> dict[str, Any]:
-    records = workspace.data().records
+def dataset_document(workspace: Workspace, name: str) -> dict[str, Any]:
+    records = workspace.dataset_records()
     return {
         "schema_version": 1,
         "name": name,
@@ -89,7 +89,7 @@ def _dataset_doc(workspace: Workspace, name: str) -> dict[str, Any]:
     }
 
 
-def _model_doc(records: ModelRecords, name: str) -> dict[str, Any]:
+def model_document(records: ModelRecords, name: str) -> dict[str, Any]:
     return {
         "schema_version": 1,
         "name": name,
@@ -118,15 +118,14 @@ def _push_models(workspace: Workspace, remote: Remote) -> tuple[int, list[str]]:
     """One document per model; refused for a model whose remote alias history has moves
     this store lacks (pushing would erase them: pull first)."""
     from lockstep.core import validate
-    from lockstep.meta.models import ModelRecords
 
-    records = ModelRecords(workspace.meta.engine)
+    records = workspace.model_records()
     there = set(remote.list_meta("models"))
     conflicts: list[str] = []
     names = records.model_names()
     for name in names:
         validate.name(name, "model name")
-        doc = _model_doc(records, name)
+        doc = model_document(records, name)
         document = f"models/{name}.json"
         if document in there:
             from lockstep.data import documents
@@ -144,39 +143,58 @@ def _push_models(workspace: Workspace, remote: Remote) -> tuple[int, list[str]]:
     return len(names), conflicts
 
 
+def missing_on(remote: Remote, digests: Iterable[str]) -> set[str]:
+    """Those of digests the remote lacks (a server answers for just these; other remotes
+    are listed)."""
+    wanted = set(digests)
+    ask = getattr(remote, "missing", None)
+    if ask is not None:
+        return set(ask(sorted(wanted)))
+    return wanted - remote.list_objects()
+
+
+def run_document(workspace: Workspace, run_id: str) -> dict[str, Any]:
+    """A run as a remote keeps it: its record, and the dataset and model versions it
+    used."""
+    from lockstep.core import validate
+
+    validate.run_id(run_id)
+    doc = workspace.meta.export_run(run_id)
+    doc["datasets"] = [
+        {"dataset": d, "version": n, "role": role}
+        for d, n, role in workspace.dataset_records().run_links(run_id)
+    ]
+    doc["models"] = [
+        {"model": m, "version": n, "role": role}
+        for m, n, role in workspace.model_records().run_links(run_id)
+    ]
+    return doc
+
+
 def push(workspace: Workspace, remote: Remote, progress: Progress = _no_progress) -> SyncReport:
     from lockstep.data.maintenance import referenced
 
     objects = workspace.objects
     wanted = {d for d in referenced(workspace) if objects.has(d)}
-    present = remote.list_objects()
-    missing = sorted(wanted - present)
+    missing = sorted(missing_on(remote, wanted))
     sent = _transfer(missing, lambda d: remote.upload(d, objects.path(d)), "objects", progress)
     from lockstep.core import validate
 
-    records = workspace.data().records
-    names = records.dataset_names()
+    names = workspace.dataset_records().dataset_names()
     for name in names:
         validate.name(name, "dataset name")  # a store from before names were checked
-        remote.write_meta(f"datasets/{name}.json", canonical_json(_dataset_doc(workspace, name)))
+        remote.write_meta(
+            f"datasets/{name}.json", canonical_json(dataset_document(workspace, name))
+        )
     models, conflicts = _push_models(workspace, remote)
-    from lockstep.meta.models import ModelRecords
-
-    model_records = ModelRecords(workspace.meta.engine)
     run_ids = [r.id for r in workspace.meta.search()]
     advance = progress("runs", len(run_ids))
     for run_id in run_ids:
-        validate.run_id(run_id)
-        doc = workspace.meta.export_run(run_id)
-        doc["datasets"] = [
-            {"dataset": d, "version": n, "role": role} for d, n, role in records.run_links(run_id)
-        ]
-        doc["models"] = [
-            {"model": m, "version": n, "role": role}
-            for m, n, role in model_records.run_links(run_id)
-        ]
-        remote.write_meta(f"runs/{run_id}.json", canonical_json(doc))
+        remote.write_meta(f"runs/{run_id}.json", canonical_json(run_document(workspace, run_id)))
         advance()
+    finish = getattr(remote, "finish", None)
+    if finish is not None:  # a server imports what was sent now, and says what clashed
+        conflicts += finish()
     return SyncReport(
         objects_sent=sent,
         objects_present=len(wanted) - sent,
@@ -204,9 +222,9 @@ def fetch_missing(workspace: Workspace, digests: Iterable[str]) -> list[str]:
 
     name = workspace.settings.config.get("core", {}).get("remote") or next(iter(remotes))
     remote = open_remote(remotes[name]["url"], remotes[name].get("endpoint_url"))
-    available = remote.list_objects()
+    absent = missing_on(remote, missing)
     for digest in missing:
-        if digest in available:
+        if digest not in absent:
 
             def fetch(tmp: str, digest: str = digest) -> None:
                 remote.download(digest, Path(tmp))
@@ -253,9 +271,9 @@ def _pull(workspace: Workspace, remote: Remote, progress: Progress) -> SyncRepor
     def fetch(digest: str) -> None:
         objects.put_fetched(digest, lambda tmp: remote.download(digest, Path(tmp)))
 
-    available = remote.list_objects()
+    absent = missing_on(remote, {d for d in needed if not objects.has(d)})
     fetched = _transfer(
-        sorted(d for d in needed if d in available and not objects.has(d)),
+        sorted(d for d in needed if d not in absent and not objects.has(d)),
         fetch,
         "metadata objects",
         progress,
@@ -294,9 +312,8 @@ def _pull(workspace: Workspace, remote: Remote, progress: Progress) -> SyncRepor
             if outcome == "conflict":
                 conflicts.append(f"{doc['name']}@v{v['number']} differs here and on the remote")
     conflicts += _import_models(workspace, model_docs, manifests)
-    from lockstep.meta.models import ModelRecords
 
-    model_records = ModelRecords(workspace.meta.engine)
+    model_records = workspace.model_records()
     for doc in run_docs:
         if workspace.meta.import_run(doc) == "updated":
             updated += 1
@@ -328,9 +345,9 @@ def _import_models(
 ) -> list[str]:
     """Model versions under their own numbers; each alias's history merged, its pointer
     moved only when the remote's history extends this store's (never over a divergence)."""
-    from lockstep.meta.models import AliasMove, ModelRecords
+    from lockstep.meta.models import AliasMove
 
-    records = ModelRecords(workspace.meta.engine)
+    records = workspace.model_records()
     conflicts: list[str] = []
     for doc in docs:
         name = doc["name"]

@@ -278,6 +278,7 @@ class DataWorkspace:
         if latest is not None and latest.manifest_digest == manifest_digest:
             version, created = latest, False
         else:
+            self.objects.publish([manifest_digest, *(e.digest for e in entries)])
             version, created = self.records.add_version(
                 name=name,
                 manifest_digest=manifest_digest,

@@ -78,9 +78,8 @@ def link_inputs(workspace: Workspace, run_id: str, digests: Sequence[str]) -> No
     """Link a run to the model versions whose files it read (by content)."""
     if not digests:
         return
-    from lockstep.meta.models import ModelRecords
 
-    records = ModelRecords(workspace.meta.engine)
+    records = workspace.model_records()
     found = records.versions_containing(sorted(set(digests)))
     for version_id in sorted({v for versions in found.values() for v in versions}):
         records.link_run(run_id, version_id, "input")

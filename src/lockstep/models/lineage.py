@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockstep.errors import DatasetNotFound, ModelNotFound, RunNotFound, UsageError
-from lockstep.meta.lineage import LineageQueries
 
 if TYPE_CHECKING:
     from lockstep.workspace import Workspace
@@ -77,7 +76,7 @@ class _Walk:
     """One breadth-first walk; each level costs a few batched queries, not one per node."""
 
     def __init__(self, workspace: Workspace, graph: Graph) -> None:
-        self.q = LineageQueries(workspace.meta.engine)
+        self.q = workspace.lineage_queries()
         self.graph = graph
         self.runs: set[str] = set()
         self.datasets: dict[int, str] = {}  # version id -> node id
@@ -378,21 +377,19 @@ def _paths_by_digest(files: set[tuple[str, str]]) -> dict[str, list[str]]:
 
 def _resolve(workspace: Workspace, ref: str) -> tuple[str, Any]:
     """(kind, what) for a lineage reference: a model or dataset version, a file, a run."""
-    from lockstep.meta.datasets import DatasetRecords
-    from lockstep.meta.models import ModelRecords
 
     kind, sep, rest = ref.partition(":")
     forced = kind if sep and kind in {"model", "dataset", "run", "file"} else None
     target = rest if forced else ref
     if (forced in {None, "model"} and "@" in target) or forced == "model":
         try:
-            return "model", ModelRecords(workspace.meta.engine).resolve(target)
+            return "model", workspace.model_records().resolve(target)
         except ModelNotFound:
             if forced == "model":
                 raise
     if (forced in {None, "dataset"} and "@" in target) or forced == "dataset":
         try:
-            return "dataset", DatasetRecords(workspace.meta.engine).resolve(target)
+            return "dataset", workspace.dataset_records().resolve(target)
         except DatasetNotFound:
             if forced == "dataset":
                 raise

@@ -30,7 +30,7 @@ from lockstep.errors import (
     UsageError,
 )
 from lockstep.meta.datasets import FileEntry
-from lockstep.meta.models import AliasMove, ModelRecords, ModelVersion
+from lockstep.meta.models import AliasMove, ModelVersion
 from lockstep.objects import guard
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class ModelRegistry:
 
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
-        self.records = ModelRecords(workspace.meta.engine)
+        self.records = workspace.model_records()
 
     # registering -------------------------------------------------------------
 
@@ -112,6 +112,7 @@ class ModelRegistry:
             manifest_digest = self.workspace.objects.put_bytes(canonical_json(manifest)).digest
             summary = self._summary(entries)
             host, user = who()
+            self.workspace.objects.publish([manifest_digest, *(e.digest for e in entries)])
             version, created = self.records.add_version(
                 name=name,
                 manifest_digest=manifest_digest,

@@ -1,8 +1,9 @@
 """Remotes: where objects and metadata documents go to be shared.
 
-Two kinds behind one small interface: a plain directory (a mounted share, a
-USB disk) and S3 or any S3-compatible server (boto3; credentials come from the
-standard AWS variables or files and are never written to the store). Objects
+Three kinds behind one small interface: a plain directory (a mounted share, a
+USB disk), S3 or any S3-compatible server (boto3; credentials come from the
+standard AWS variables or files and are never written to the store), and a lockstep
+server (``remote/server.py``). Objects
 keep the local layout, ``objects/blake3/ab/cdef...``; metadata documents live
 under ``meta/``.
 """
@@ -215,6 +216,13 @@ class S3Remote:
 def open_remote(url: str, endpoint_url: str | None = None) -> Remote:
     if url.startswith("s3://"):
         return S3Remote(url, endpoint_url)
+    if url.startswith(("http://", "https://")):
+        from lockstep.remote.server import ServerRemote
+
+        return ServerRemote.from_environment(url)
     if "://" in url and not url.startswith("file://"):
-        raise UsageError(f"unsupported remote URL {url!r}; use s3://bucket/prefix or a directory")
+        raise UsageError(
+            f"unsupported remote URL {url!r}; use s3://bucket/prefix, a lockstep server's "
+            "http(s):// URL or a directory"
+        )
     return DirectoryRemote(url)

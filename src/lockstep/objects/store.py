@@ -16,7 +16,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -286,6 +286,10 @@ class LocalObjectStore:
                 if exc.errno in _UNSUPPORTED:  # the object store is one device: -1
                     self._unsupported.add((strategy, -1))
         raise UsageError(f"none of the link strategies {strategies} worked for {target}")
+
+    def publish(self, digests: Iterable[str]) -> None:
+        """Make digests available where the records naming them are kept, before they
+        are recorded: here they already are (a server's client uploads them)."""
 
     def open(self, digest: str) -> BinaryIO:
         try:

@@ -232,8 +232,9 @@ class HttpMetaStore:
 
     def _not_served(self) -> StoreError:
         return StoreError(
-            f"datasets, models, lineage, gc, fsck, push and pull are not served by {self.url} "
-            "yet; run these commands in a local store (unset LOCKSTEP_TRACKING_URI)"
+            f"gc, fsck, push and pull work on a store, not through {self.url}: run gc and fsck "
+            "where the server runs, and push or pull a local store with the server as a "
+            "remote (lockstep remote add NAME URL)"
         )
 
     @property
@@ -261,8 +262,6 @@ class HttpMetaStore:
         body: Any = None,
         compress: bool = False,
     ) -> Any:
-        import httpx
-
         headers: dict[str, str] = {}
         content: bytes | None = None
         if body is not None:
@@ -271,30 +270,52 @@ class HttpMetaStore:
             if compress and len(content) > 1024:
                 content = gzip.compress(content, compresslevel=1)
                 headers["content-encoding"] = "gzip"
-        last: Exception | None = None
-        for attempt in range(_RETRIES):
-            try:
-                response = self._client.request(
-                    method,
-                    (self._api if api else "") + path,
-                    params={k: v for k, v in (params or {}).items() if v is not None},
-                    content=content,
-                    headers=headers,
-                )
-                break
-            except httpx.TransportError as exc:
-                last = exc
-                time.sleep(0.2 * (attempt + 1))
-        else:
-            raise ServerUnreachable(
-                f"cannot reach the lockstep server at {self.url} ({type(last).__name__}); check "
-                "that it runs and LOCKSTEP_TRACKING_URI (or [server] url) is right"
-            )
+        response = self._exchange(
+            method, path, api=api, params=params, content=content, headers=headers
+        )
         if response.status_code == 204:
             return None
         if response.status_code >= 400:
             self._raise(response)
         return response.json()
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        api: bool = True,
+        params: Mapping[str, Any] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """One request, retried on a connection error; ServerUnreachable after the last."""
+        import httpx
+
+        last: Exception | None = None
+        for attempt in range(_RETRIES):
+            try:
+                return self._client.request(
+                    method,
+                    (self._api if api else "") + path,
+                    params={k: v for k, v in (params or {}).items() if v is not None},
+                    content=content,
+                    headers=dict(headers or {}),
+                )
+            except httpx.TransportError as exc:
+                last = exc
+                time.sleep(0.2 * (attempt + 1))
+        raise ServerUnreachable(
+            f"cannot reach the lockstep server at {self.url} ({type(last).__name__}); check "
+            "that it runs and LOCKSTEP_TRACKING_URI (or [server] url) is right"
+        )
+
+    def _raw(self, method: str, path: str, content: bytes | None = None, **params: Any) -> bytes:
+        """A request whose body and answer are bytes as they are (documents)."""
+        response = self._exchange(method, path, params=params, content=content)
+        if response.status_code >= 400:
+            self._raise(response)
+        return bytes(response.content)
 
     def _raise(self, response: Any) -> None:
         try:

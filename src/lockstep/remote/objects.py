@@ -157,6 +157,13 @@ class ServerBackedObjects(LocalObjectStore):
             return False
         return True
 
+    def publish(self, digests: Iterable[str]) -> None:
+        """Upload those of digests the server lacks (objects before the records naming
+        them, as a push does)."""
+        present = [d for d in set(digests) if self.has(d)]
+        for digest in self.server.missing(present):
+            self.server.upload(digest, self.path(digest))
+
     def open(self, digest: str) -> BinaryIO:
         self.fetch(digest)
         return super().open(digest)

@@ -548,9 +548,11 @@ def create_app(projects: Projects, *, auth: bool = False) -> FastAPI:
     def revoke_token(project: Scope, token_id: str) -> dict[str, Any]:
         return projects.access.revoke(token_id, project.name).to_json()
 
-    from lockstep.server import objects
+    from lockstep.server import documents, objects, records
 
     objects.add_routes(api)
+    records.add_routes(api)
+    documents.add_routes(api)
     app.include_router(api)
     app.add_middleware(BodyLimit)
     app.add_middleware(Observe, observed=observed)  # outermost: sees every answer

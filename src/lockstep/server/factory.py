@@ -8,17 +8,19 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-_DB, _OBJECTS, _AUTH, _LOG = (
+_DB, _STORE, _OBJECTS, _AUTH, _LOG = (
     "LOCKSTEP_SERVE_DB",
+    "LOCKSTEP_SERVE_STORE",
     "LOCKSTEP_SERVE_OBJECTS",
     "LOCKSTEP_SERVE_AUTH",
     "LOCKSTEP_SERVE_ACCESS_LOG",
 )
 
 
-def configure(db_url: str, objects: Path, *, auth: bool, access_log: bool) -> None:
+def configure(db_url: str, store_dir: Path, objects: Path, *, auth: bool, access_log: bool) -> None:
     """Hand the server's settings to the worker processes uvicorn starts."""
     os.environ[_DB] = db_url
+    os.environ[_STORE] = str(store_dir)
     os.environ[_OBJECTS] = str(objects)
     os.environ[_AUTH] = "1" if auth else ""
     os.environ[_LOG] = "1" if access_log else ""
@@ -35,5 +37,7 @@ def build() -> FastAPI:
         from lockstep.server.observe import enable_access_log
 
         enable_access_log()
-    projects = Projects(MetaStore.open(url), url, Path(os.environ[_OBJECTS]))
+    projects = Projects(
+        MetaStore.open(url), url, Path(os.environ[_STORE]), Path(os.environ[_OBJECTS])
+    )
     return create_app(projects, auth=bool(os.environ.get(_AUTH)))

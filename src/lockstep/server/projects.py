@@ -14,6 +14,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -23,12 +24,28 @@ from lockstep.meta.store import MetaStore
 from lockstep.objects.store import LocalObjectStore
 from lockstep.server.access import DEFAULT_PROJECT, Access
 
+if TYPE_CHECKING:
+    from lockstep.workspace import Workspace
+
 
 @dataclass
 class Project:
     name: str
     meta: MetaStore
     objects: LocalObjectStore
+    store_dir: Path
+
+    def workspace(self) -> Workspace:
+        """The project as a workspace (what sync and the records classes work on)."""
+        from lockstep.settings import Settings
+        from lockstep.workspace import Workspace
+
+        return Workspace(
+            store_dir=self.store_dir,
+            settings=Settings(cwd=self.store_dir),
+            meta=self.meta,
+            objects_dir=self.objects.root,
+        )
 
 
 def project_url(base_url: str, name: str) -> str:
@@ -58,13 +75,18 @@ def project_schema(base_url: str, name: str) -> str:
 class Projects:
     """The server's projects, each store opened on first use and kept open."""
 
-    def __init__(self, default: MetaStore, base_url: str, objects_root: Path) -> None:
+    def __init__(
+        self, default: MetaStore, base_url: str, store_dir: Path, objects_root: Path
+    ) -> None:
         self.default = default
         self.base_url = base_url
+        self.store_dir = store_dir
         self.objects_root = objects_root
         self.access = Access(default.engine)
         self._open: dict[str, Project] = {
-            DEFAULT_PROJECT: Project(DEFAULT_PROJECT, default, LocalObjectStore(objects_root))
+            DEFAULT_PROJECT: Project(
+                DEFAULT_PROJECT, default, LocalObjectStore(objects_root), store_dir
+            )
         }
         self._lock = threading.Lock()
 
@@ -78,7 +100,9 @@ class Projects:
         with self._lock:
             if name not in self._open:
                 objects = LocalObjectStore(self.objects_root / "projects" / name)
-                self._open[name] = Project(name, self._open_store(name), objects)
+                self._open[name] = Project(
+                    name, self._open_store(name), objects, self.store_dir / "projects" / name
+                )
             return self._open[name]
 
     def create(self, name: str) -> bool:

@@ -42,6 +42,11 @@ def _needed_role(request: Request) -> str:
     path = str(getattr(route, "path", "")).removeprefix(PROJECT_API)
     if path.startswith("/tokens"):
         return "admin"
+    if path.startswith("/records/"):
+        from lockstep.remote.records import METHODS
+
+        params = request.path_params
+        return METHODS.get(params.get("kind", ""), {}).get(params.get("method", ""), "write")
     if request.method in ("GET", "HEAD") or path in _READING_POSTS:
         return "read"
     return "write"

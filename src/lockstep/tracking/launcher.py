@@ -660,7 +660,7 @@ def _record_held(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome
         job.stderr.flush()
     if inputs or outputs:
         workspace.meta.add_artifacts(run.id, [*inputs, *outputs])
-    if (inputs or outputs) and workspace.local_sql:  # datasets and models are not served yet
+    if inputs or outputs:
         from lockstep.data.api import link_files
 
         link_files(workspace, run.id, {a.path: (a.digest, a.kind) for a in (*inputs, *outputs)})
