@@ -95,6 +95,20 @@ def test_the_auth_matrix(server: Server) -> None:
     assert refused.status_code == 403 and "read-only" in refused.json()["error"]
     assert len(httpx.get(runs, headers=bearer(reader)).json()["runs"]) == 1
 
+    # Records follow the same rules: a read token reads them and cannot write them.
+    records = f"{url}{API}/alpha/records/datasets"
+    empty = {"args": [], "kwargs": {"$map": []}}
+    assert httpx.post(f"{records}/dataset_names", json=empty, headers=bearer(reader)).json() == {
+        "result": []
+    }
+    wrote = httpx.post(f"{records}/link_run", json=empty, headers=bearer(reader))
+    assert wrote.status_code == 403
+    assert (
+        httpx.post(f"{records}/dataset_names", json=empty, headers=bearer(other)).status_code == 404
+    )
+    upload = httpx.put(f"{url}{API}/alpha/objects/{'a' * 64}", content=b"x", headers=bearer(reader))
+    assert upload.status_code == 403
+
     # Another project's token: 404, worded as for a project that does not exist.
     leak = httpx.get(runs, headers=bearer(other))
     ghost = httpx.get(f"{url}{API}/nosuch/runs", headers=bearer(other))

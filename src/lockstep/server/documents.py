@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from lockstep.core.canonical import canonical_json
-from lockstep.errors import RemoteError, UsageError
+from lockstep.errors import RemoteDocumentRefused, RemoteError, UsageError
 from lockstep.server.projects import Project
 from lockstep.server.scope import Scope
 
@@ -122,6 +122,11 @@ def add_routes(api: APIRouter) -> None:
         """End of a push: import its documents (checked whole first); the conflicts."""
         try:
             conflicts = await run_in_threadpool(import_session, project, _session(session))
+        except RemoteDocumentRefused as exc:
+            raise UsageError(
+                f"the server refused {exc.document}: {exc.field} must be {exc.rule}; nothing "
+                "of this push was imported"
+            ) from None
         except RemoteError as exc:
             raise UsageError(str(exc)) from None
         return {"conflicts": conflicts}
