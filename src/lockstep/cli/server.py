@@ -146,10 +146,11 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
     @_db_option
     @click.option(
         "--objects",
-        "objects_dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        help="Where the objects go (default: the store's objects directory).",
+        "objects_at",
+        help="Where the objects go: a directory, or s3://bucket/prefix (clients then "
+        "transfer them with S3 directly). Default: the store's objects directory.",
     )
+    @click.option("--endpoint-url", help="The S3 endpoint, for S3-compatible servers.")
     @click.option(
         "--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Processes."
     )
@@ -168,7 +169,8 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
         host: str,
         port: int,
         db_url: str | None,
-        objects_dir: Path | None,
+        objects_at: str | None,
+        endpoint_url: str | None,
         workers: int,
         auth: bool,
         insecure: bool,
@@ -195,13 +197,23 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
         if bool(ssl_certfile) != bool(ssl_keyfile):
             raise UsageError("TLS needs both --ssl-certfile and --ssl-keyfile")
         url, store_dir = served_store(ctx.obj, db_url)
-        objects = (objects_dir or store_dir / "objects").resolve()
+        s3 = objects_at if objects_at and objects_at.startswith("s3://") else None
+        if s3:
+            from lockstep.objects.remote import S3Remote
+
+            S3Remote(s3, endpoint_url)._list("")  # the bucket answers now, or one line
+            objects = (store_dir / "cache" / "server-objects").resolve()
+        else:
+            if endpoint_url:
+                raise UsageError("--endpoint-url goes with --objects s3://bucket/prefix")
+            objects = (Path(objects_at) if objects_at else store_dir / "objects").resolve()
         meta = MetaStore.open(url)  # migrated here once, before any worker starts
         where = meta.location
         meta.close()
         scheme = "https" if ssl_certfile else "http"
         click.echo(
-            f"lockstep server on {scheme}://{host}:{port} serving {where}, objects in {objects}"
+            f"lockstep server on {scheme}://{host}:{port} serving {where}, objects in "
+            f"{s3 or objects}"
             + (
                 ", tokens required (--auth)"
                 if auth
@@ -211,7 +223,15 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
             ),
             err=True,
         )
-        factory.configure(url, store_dir, objects, auth=auth, access_log=not quiet)
+        factory.configure(
+            url,
+            store_dir,
+            objects,
+            s3=s3,
+            endpoint_url=endpoint_url,
+            auth=auth,
+            access_log=not quiet,
+        )
         # uvicorn stops on SIGTERM or Ctrl-C after answering the requests in flight
         # (at most 30 s), then the stores are closed with what they committed.
         uvicorn.run(

@@ -10,13 +10,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Body, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from lockstep.core import validate
 from lockstep.errors import InvalidValue, ObjectCorrupt, ObjectMissing, UsageError
 from lockstep.objects.store import LocalObjectStore
+from lockstep.server.s3objects import S3Objects
 from lockstep.server.scope import Scope
 
 # The most digests one existence check may name.
@@ -62,12 +63,21 @@ def add_routes(api: APIRouter) -> None:
         if not isinstance(digests, list) or len(digests) > MAX_DIGESTS:
             raise UsageError(f"digests must be a list of at most {MAX_DIGESTS}")
         checked = [validate.digest(d, "object digest") for d in digests]
+        if isinstance(project.objects, S3Objects):
+            return {"missing": project.objects.missing(checked)}
         return {"missing": [d for d in checked if not project.objects.has(d)]}
 
     @api.get("/objects/{digest}/upload")
-    def upload_state(project: Scope, digest: str) -> dict[str, Any]:
-        """How much of an interrupted upload arrived (resume from there)."""
+    def upload_state(
+        project: Scope, digest: str, size: int | None = Query(None, ge=0)
+    ) -> dict[str, Any]:
+        """How much of an interrupted upload arrived (resume from there); with objects on
+        S3, the presigned URLs of the parts still to send (give the size)."""
         checked = _digest(digest)
+        if isinstance(project.objects, S3Objects):
+            if size is None:
+                raise UsageError("give the object's size (?size=N) for an upload to S3")
+            return project.objects.upload_plan(checked, size)
         if project.objects.has(checked):
             return {"stored": True, "received": None}
         part = _partial(project.objects, checked)
@@ -79,6 +89,11 @@ def add_routes(api: APIRouter) -> None:
         they hash to digest."""
         checked = _digest(digest)
         objects: LocalObjectStore = project.objects
+        if isinstance(objects, S3Objects):
+            raise UsageError(
+                "this server takes uploads straight to S3: GET the upload's URLs from "
+                f"objects/{checked}/upload?size=N"
+            )
         if objects.has(checked):
             return JSONResponse({"stored": True})
         first, total = _content_range(request.headers.get("content-range"))
@@ -113,10 +128,35 @@ def add_routes(api: APIRouter) -> None:
                 ) from None
             return JSONResponse({"stored": True}, status_code=201)
 
-    @api.get("/objects/{digest}")
-    def download_object(project: Scope, digest: str) -> FileResponse:
-        """The object's bytes (Range requests answered with 206)."""
+    @api.post("/objects/{digest}/complete", status_code=201)
+    def complete_upload(
+        project: Scope,
+        digest: str,
+        body: dict[str, Any] = Body(...),  # noqa: B008
+    ) -> dict[str, Any]:
+        """An upload to S3 has all its parts: check it against the digest and show it."""
         checked = _digest(digest)
+        if not isinstance(project.objects, S3Objects):
+            raise UsageError("only a server keeping objects on S3 completes uploads")
+        parts = body["parts"]
+        if not isinstance(parts, list) or len(parts) > 10_000:
+            raise UsageError("parts must be a list of [number, etag] pairs")
+        pairs = [
+            (validate.integer(n, "part number", 1, 10_000), validate.text(e, "etag", limit=128))
+            for n, e in parts
+        ]
+        project.objects.complete(
+            checked, validate.text(body["upload_id"], "upload id", limit=1024), pairs
+        )
+        return {"stored": True}
+
+    @api.get("/objects/{digest}", response_model=None)
+    def download_object(project: Scope, digest: str) -> Response:
+        """The object's bytes (Range requests answered with 206); with objects on S3, a
+        redirect to a presigned URL."""
+        checked = _digest(digest)
+        if isinstance(project.objects, S3Objects):
+            return RedirectResponse(project.objects.download_url(checked), status_code=307)
         path = project.objects.path(checked)
         if not path.is_file():
             raise ObjectMissing(checked)

@@ -76,16 +76,23 @@ class Projects:
     """The server's projects, each store opened on first use and kept open."""
 
     def __init__(
-        self, default: MetaStore, base_url: str, store_dir: Path, objects_root: Path
+        self,
+        default: MetaStore,
+        base_url: str,
+        store_dir: Path,
+        objects_root: Path,
+        s3: tuple[str, str | None] | None = None,
     ) -> None:
         self.default = default
         self.base_url = base_url
         self.store_dir = store_dir
         self.objects_root = objects_root
+        # (s3://bucket/prefix, endpoint URL): objects in a bucket; objects_root caches.
+        self.s3 = s3
         self.access = Access(default.engine)
         self._open: dict[str, Project] = {
             DEFAULT_PROJECT: Project(
-                DEFAULT_PROJECT, default, LocalObjectStore(objects_root), store_dir
+                DEFAULT_PROJECT, default, self._objects(DEFAULT_PROJECT), store_dir
             )
         }
         self._lock = threading.Lock()
@@ -99,11 +106,24 @@ class Projects:
         self.access.require_project(name)
         with self._lock:
             if name not in self._open:
-                objects = LocalObjectStore(self.objects_root / "projects" / name)
+                objects = self._objects(name)
                 self._open[name] = Project(
                     name, self._open_store(name), objects, self.store_dir / "projects" / name
                 )
             return self._open[name]
+
+    def _objects(self, name: str) -> LocalObjectStore:
+        root = (
+            self.objects_root if name == DEFAULT_PROJECT else self.objects_root / "projects" / name
+        )
+        if self.s3 is None:
+            return LocalObjectStore(root)
+        from lockstep.server.s3objects import S3Objects
+
+        url, endpoint = self.s3
+        if name != DEFAULT_PROJECT:
+            url = f"{url.rstrip('/')}/projects/{name}"
+        return S3Objects(root, url, endpoint)
 
     def create(self, name: str) -> bool:
         """Make a project and its store; False when it exists."""
