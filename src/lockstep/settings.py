@@ -188,6 +188,7 @@ _CONFIG_RULES: dict[tuple[str, str], tuple[Any, str]] = {
     ("data", "fsync"): (lambda v: isinstance(v, bool), "true or false"),
     ("data", "workers"): (_count(1, 64), "a whole number from 1 to 64"),
     ("core", "remote"): (lambda v: isinstance(v, str), "a remote's name"),
+    ("server", "spool_warn_mb"): (_count(1, 1 << 30), "a whole number of MiB"),
 }
 
 

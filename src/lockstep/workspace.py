@@ -188,6 +188,8 @@ class Workspace:
                 uri,
                 settings.token,
                 spool=store_dir / "spool",
+                spool_warn_bytes=int(settings.config.get("server", {}).get("spool_warn_mb", 1024))
+                << 20,
                 project=settings.project or "default",
                 local_objects=store_dir / "objects",
             )

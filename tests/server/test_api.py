@@ -246,6 +246,44 @@ def test_hostile_metric_and_artifact_bodies(server: str) -> None:
     }
 
 
+def test_search_pages_by_token(server: str) -> None:
+    from lockstep.core.ids import new_run_id
+
+    for n in range(7):
+        created = httpx.post(
+            f"{server}{RUNS}",
+            json={
+                "id": new_run_id(),
+                "name": f"r{n}",
+                "experiment": "pages",
+                "start_time": float(n),
+                "host": "h",
+                "pid": 1,
+                "params": {"n": n},
+            },
+        )
+        assert created.status_code == 201
+    query = {"experiment": "pages", "filter": "params.n >= 1", "sort": "params.n"}
+    names, token = [], None
+    while True:
+        page = httpx.get(
+            f"{server}{RUNS}",
+            params={**query, "limit": 4, **({"page_token": token} if token else {})},
+        ).json()
+        names += [r["name"] for r in page["runs"]]
+        token = page.get("next_page_token")
+        if token is None:
+            break
+    assert names == [f"r{n}" for n in range(1, 7)]
+    first = httpx.get(f"{server}{RUNS}", params={**query, "limit": 2}).json()["next_page_token"]
+    reused = httpx.get(
+        f"{server}{RUNS}", params={**query, "sort": "-params.n", "limit": 2, "page_token": first}
+    )
+    assert reused.status_code == 400 and "page_token" in reused.json()["error"]
+    garbage = httpx.get(f"{server}{RUNS}", params={**query, "limit": 2, "page_token": "%%%"})
+    assert garbage.status_code == 400
+
+
 def test_the_openapi_document_describes_the_api(server: str) -> None:
     spec = httpx.get(f"{server}/api/v1/openapi.json").json()
     assert spec["info"]["title"] == "lockstep"

@@ -102,6 +102,7 @@ class HttpMetaStore:
         spool: Path | None = None,
         project: str = "default",
         local_objects: Path | None = None,
+        spool_warn_bytes: int = 1 << 30,
     ) -> None:
         import httpx
 
@@ -112,7 +113,7 @@ class HttpMetaStore:
         self.project = project
         self._api = f"{API}/projects/{project}"
         # Writes the server cannot take while it is down wait here, in order.
-        self.spool = Spool(spool) if spool is not None else None
+        self.spool = Spool(spool, spool_warn_bytes) if spool is not None else None
         self._spooling: set[str] = set()
         headers = {"user-agent": "lockstep"}
         if token:
@@ -132,8 +133,16 @@ class HttpMetaStore:
         spool: Path | None = None,
         project: str = "default",
         local_objects: Path | None = None,
+        spool_warn_bytes: int = 1 << 30,
     ) -> HttpMetaStore:
-        store = cls(url, token, spool=spool, project=project, local_objects=local_objects)
+        store = cls(
+            url,
+            token,
+            spool=spool,
+            project=project,
+            local_objects=local_objects,
+            spool_warn_bytes=spool_warn_bytes,
+        )
         store._request("GET", "/health", api=False)  # one line now, not at the first write
         store.replay_spool()
         return store
@@ -213,9 +222,13 @@ class HttpMetaStore:
         seqs: dict[str, int] = {}
         summaries: dict[str, MetricSummary] = {}
         path = self.spool.directory / f"{run_id}.jsonl"
-        for line in path.read_text(encoding="utf-8").splitlines():
-            entry = json.loads(line)
-            if entry["op"] == "append_metrics":
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:  # one entry in memory at a time, however long the outage
+                if '"append_metrics"' not in line:
+                    continue
+                entry = json.loads(line)
+                if entry["op"] != "append_metrics":
+                    continue
                 for key, seq in entry["body"]["seqs"].items():
                     seqs[key] = max(seqs.get(key, 0), int(seq) + 1)
                 for item in entry["body"]["summaries"]:

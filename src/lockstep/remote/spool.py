@@ -13,14 +13,17 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("lockstep")
 
-# Past this size (all runs together) every new entry warns once: an outage that long
-# fills a disk eventually, and someone should know.
+# Past this size (all runs together) a process warns once: an outage that long fills a
+# disk eventually, and someone should know. `[server] spool_warn_mb` sets it. Memory
+# stays bounded whatever the size: entries go to disk as they come, and a replay holds
+# one run's file.
 WARN_BYTES = 1 << 30
 
 
@@ -62,7 +65,8 @@ class Spool:
         if not self._warned and self.size() > self.warn_bytes:
             self._warned = True
             log.warning(
-                "lockstep: the spool %s holds over %d MiB waiting for the server",
+                "lockstep: the spool %s holds over %d MiB waiting for the server (set by "
+                "[server] spool_warn_mb); it is sent when the server answers",
                 self.directory,
                 self.warn_bytes >> 20,
             )
@@ -71,25 +75,30 @@ class Spool:
         return sum(p.stat().st_size for p in self.directory.glob("*.jsonl"))
 
     def replay(self, run_id: str, send: Callable[[str, dict[str, Any]], None]) -> bool:
-        """Send the run's spooled writes in order; True when none is left. A send that
-        fails stops the replay and keeps it and what follows."""
+        """Send the run's spooled writes in order, one line in memory at a time; True when
+        none is left. A send that fails stops the replay and keeps it and what follows."""
         with self._locked(run_id):
             path = self._path(run_id)
             if not path.exists():
                 return True
-            lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-            done = 0
-            try:
-                for line in lines:
-                    entry = json.loads(line)
-                    send(str(entry["op"]), dict(entry["body"]))
-                    done += 1
-            finally:
-                rest = lines[done:]
-                if rest:
-                    tmp = path.with_suffix(".tmp")
-                    tmp.write_text("\n".join(rest) + "\n", encoding="utf-8")
-                    os.replace(tmp, path)
-                else:
-                    path.unlink()
-            return not rest
+            sent = 0  # bytes of the file whose writes the server took
+            with open(path, "rb") as handle:
+                try:
+                    for line in handle:
+                        if line.strip():
+                            entry = json.loads(line)
+                            send(str(entry["op"]), dict(entry["body"]))
+                        sent += len(line)
+                finally:
+                    handle.seek(sent)
+                    if handle.read(1):
+                        handle.seek(sent)
+                        tmp = path.with_suffix(".tmp")
+                        with open(tmp, "wb") as rest:
+                            shutil.copyfileobj(handle, rest)
+                        os.replace(tmp, path)
+                        left = True
+                    else:
+                        path.unlink()
+                        left = False
+            return not left

@@ -72,6 +72,34 @@ def _mapping(value: Any, field: str, key_limit: int) -> dict[str, Any]:
     return value
 
 
+def _query_hash(query: tuple[str, str, str]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(query).encode()).hexdigest()[:16]
+
+
+def _page_token(offset: int, query: tuple[str, str, str]) -> str:
+    """Where the next page starts, bound to its query (opaque to clients)."""
+    import base64
+
+    return base64.urlsafe_b64encode(f"{offset}:{_query_hash(query)}".encode()).decode()
+
+
+def _page_offset(token: str, query: tuple[str, str, str]) -> int:
+    import base64
+    import binascii
+
+    try:
+        offset, _, bound = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        if bound != _query_hash(query) or not offset.isdigit():
+            raise ValueError
+        return int(offset)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise UsageError(
+            "page_token does not belong to this query; start again without it"
+        ) from None
+
+
 def _existing(meta: MetaStore, run_id: str) -> str:
     checked = _run_id(run_id)
     if not meta.has_run(checked):
@@ -334,7 +362,13 @@ def create_app(projects: Projects, *, auth: bool = False) -> FastAPI:
         sort: str = "",
         limit: int | None = Query(None, ge=1, le=1_000_000),
         offset: int = Query(0, ge=0),
+        page_token: str | None = None,
     ) -> dict[str, Any]:
+        """Runs matching a filter, sorted; with a limit, next_page_token continues the
+        same query where this page ended (a token from another query is refused)."""
+        query = (experiment or "", filter, sort)
+        if page_token:
+            offset = _page_offset(page_token, query)
         found = meta.search(
             experiment=experiment,
             where=parse_filter(filter),
@@ -342,7 +376,10 @@ def create_app(projects: Projects, *, auth: bool = False) -> FastAPI:
             limit=limit,
             offset=offset,
         )
-        return {"runs": [wire.run_to_wire(r) for r in found]}
+        answer: dict[str, Any] = {"runs": [wire.run_to_wire(r) for r in found]}
+        if limit is not None and len(found) == limit:
+            answer["next_page_token"] = _page_token(offset + limit, query)
+        return answer
 
     @api.get("/runs/count")
     def count(meta: Meta, experiment: str | None = None, filter: str = "") -> dict[str, int]:
