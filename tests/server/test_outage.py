@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 
 from tests.conftest import clean_env
 from tests.serverproc import RUNS, free_port, serving
@@ -53,7 +54,16 @@ def _points(url: str, run_id: str, key: str) -> np.ndarray:  # type: ignore[type
     return np.asarray(found["steps"])
 
 
-def test_a_server_killed_mid_run_loses_and_doubles_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("stop", "workers"),
+    [(signal.SIGKILL, "1"), (signal.SIGTERM, "2")],
+    ids=["killed", "stopped-with-two-workers"],
+)
+def test_a_server_killed_mid_run_loses_and_doubles_nothing(
+    tmp_path: Path, stop: signal.Signals, workers: str
+) -> None:
+    """SIGKILL: the spool makes up for what the server lost; SIGTERM: the server answers
+    what is in flight, then stops (several worker processes each do)."""
     served_dir = tmp_path / "served"
     served_dir.mkdir()
     port = free_port()
@@ -62,7 +72,7 @@ def test_a_server_killed_mid_run_loses_and_doubles_nothing(tmp_path: Path) -> No
         LOCKSTEP_TRACKING_URI=f"http://127.0.0.1:{port}", LOCKSTEP_FLUSH_INTERVAL="0.05"
     )
     clients = []
-    with serving(served_dir, port=port) as (url, server):
+    with serving(served_dir, "--workers", workers, port=port) as (url, server):
         for i in range(4):
             workdir = tmp_path / f"client{i}"
             workdir.mkdir()
@@ -81,11 +91,11 @@ def test_a_server_killed_mid_run_loses_and_doubles_nothing(tmp_path: Path) -> No
             assert time.monotonic() < deadline
             time.sleep(0.05)
         time.sleep(0.3)
-        server.send_signal(signal.SIGKILL)  # mid-run, mid-batch for some
-        server.wait()
+        server.send_signal(stop)  # mid-run, mid-batch for some
+        server.wait(timeout=60)
     assert any(c.poll() is None for c in clients), "the outage must fall while they log"
     time.sleep(1.0)
-    with serving(served_dir, port=port) as (url, _server):
+    with serving(served_dir, "--workers", workers, port=port) as (url, _server):
         outputs = [c.communicate(timeout=120) for c in clients]
         for client, (_out, err) in zip(clients, outputs, strict=True):
             assert client.returncode == 0, err
@@ -137,4 +147,10 @@ def test_a_client_killed_during_the_outage_is_replayed_later(tmp_path: Path) -> 
         stored = _points(url, run["id"], "y")
         assert (np.sort(stored) == np.arange(3000)).all()
         assert run["status"] == "crashed"  # its process is gone: said so, not left running
+        replayed = [
+            line
+            for line in httpx.get(f"{url}/metrics").text.splitlines()
+            if line.startswith("lockstep_spool_replayed_writes_total")
+        ]
+        assert replayed and float(replayed[0].split()[-1]) >= 1, replayed
     assert not spooled[0].exists()

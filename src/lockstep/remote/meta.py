@@ -149,12 +149,19 @@ class HttpMetaStore:
 
     # the spool ---------------------------------------------------------------
 
-    def _send(self, run_id: str, op: str, body: dict[str, Any]) -> None:
+    def _send(self, run_id: str, op: str, body: dict[str, Any], replayed: bool = False) -> None:
         if op == "upload_objects":
             self._upload(run_id, body["digests"])
             return
         method, path, compress = _ROUTES[op]
-        self._request(method, path.format(run=run_id), body=body, compress=compress)
+        self._request(
+            method, path.format(run=run_id), body=body, compress=compress, replayed=replayed
+        )
+
+    def _replay(self, run_id: str) -> bool:
+        """Send the run's spooled writes (marked as replayed, for the server's metrics)."""
+        assert self.spool is not None
+        return self.spool.replay(run_id, lambda o, b: self._send(run_id, o, b, replayed=True))
 
     def _write(self, run_id: str, op: str, body: dict[str, Any]) -> None:
         """Send a write, or keep it in the spool (after what is already there) while the
@@ -165,7 +172,7 @@ class HttpMetaStore:
             return
         if spool.pending(run_id):
             with contextlib.suppress(ServerUnreachable):
-                spool.replay(run_id, lambda o, b: self._send(run_id, o, b))
+                self._replay(run_id)
             if spool.pending(run_id):
                 spool.append(run_id, op, body)
                 return
@@ -205,12 +212,8 @@ class HttpMetaStore:
             return []
         waiting = []
         for run_id in self.spool.runs():
-
-            def send(op: str, body: dict[str, Any], run: str = run_id) -> None:
-                self._send(run, op, body)
-
             try:
-                if not self.spool.replay(run_id, send):
+                if not self._replay(run_id):
                     waiting.append(run_id)
             except ServerUnreachable:
                 waiting.append(run_id)
@@ -274,8 +277,9 @@ class HttpMetaStore:
         params: Mapping[str, Any] | None = None,
         body: Any = None,
         compress: bool = False,
+        replayed: bool = False,
     ) -> Any:
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = {"x-lockstep-replayed": "1"} if replayed else {}
         content: bytes | None = None
         if body is not None:
             content = json.dumps(body, allow_nan=False).encode()
@@ -498,7 +502,7 @@ class HttpMetaStore:
     def metric_state(self, run_id: str) -> tuple[dict[str, int], dict[str, MetricSummary]]:
         if self.spool is not None and self.spool.pending(run_id):
             with contextlib.suppress(ServerUnreachable):
-                self.spool.replay(run_id, lambda o, b: self._send(run_id, o, b))
+                self._replay(run_id)
             if self.spool.pending(run_id):
                 return self._spooled_state(run_id)
         found = self._request("GET", f"/runs/{run_id}/metric-state")

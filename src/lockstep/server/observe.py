@@ -38,6 +38,11 @@ class Observed:
         self.points = Counter(
             "lockstep_metric_points", "Metric points stored", registry=self.registry
         )
+        self.replayed = Counter(
+            "lockstep_spool_replayed_writes",
+            "Writes clients sent from their spool after an outage",
+            registry=self.registry,
+        )
 
     def text(self) -> bytes:
         return bytes(generate_latest(self.registry))
@@ -83,6 +88,8 @@ class Observe:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             self.observed.requests.labels(scope["method"], template, str(status)).inc()
+            if status < 400 and (b"x-lockstep-replayed", b"1") in scope.get("headers", ()):
+                self.observed.replayed.inc()
             self.observed.latency.labels(template).observe(elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
