@@ -169,8 +169,6 @@ class Workspace:
     @classmethod
     def open(cls, settings: Settings, *, create: bool = True) -> Workspace:
         """Open the store the settings point at; with create, make it on first use."""
-        from lockstep.meta.store import MetaStore
-
         if settings.tracking_uri and find_store_dir(settings) is None:
             # Only a server's URL: the metadata is there; a local store (objects, caches)
             # is made where one would be, when something needs to be written to it.
@@ -194,6 +192,8 @@ class Workspace:
                 local_objects=store_dir / "objects",
             )
             return cls(store_dir=store_dir, settings=settings, meta=served)
+        from lockstep.meta.store import MetaStore  # SQLAlchemy, only for a SQL store
+
         if not settings.db_url:
             check_database_file(default_database(store_dir), store_dir)
         try:
@@ -230,9 +230,7 @@ class Workspace:
     def local_sql(self) -> bool:
         """Whether the metadata is in SQL here (not behind a server): datasets, models and
         lineage need it."""
-        from lockstep.meta.store import MetaStore
-
-        return isinstance(self.meta, MetaStore)
+        return not getattr(self.meta, "is_remote", False)
 
     @property
     def objects(self) -> LocalObjectStore:

@@ -15,7 +15,8 @@ from lockstep.core.query import parse_filter, parse_sort
 from lockstep.core.records import Artifact, MetricSummary
 from lockstep.core.status import RunStatus
 from lockstep.errors import AmbiguousRunRef, InvalidRunRef, RunNotFound, UsageError
-from lockstep.meta.store import MetaStore, MetricColumns
+from lockstep.meta.shapes import MetricColumns
+from lockstep.meta.store import MetaStore
 from tests.conftest import Backend
 
 

@@ -70,7 +70,7 @@ def test_a_run_logged_through_the_server_reads_back_from_a_fresh_directory(
 def test_a_batch_sent_twice_is_stored_once(server: str) -> None:
     from lockstep.core.ids import new_run_id
     from lockstep.core.records import MetricSummary
-    from lockstep.meta.store import MetricColumns
+    from lockstep.meta.shapes import MetricColumns
     from lockstep.remote.meta import HttpMetaStore
 
     store = HttpMetaStore.open(server)

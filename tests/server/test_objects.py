@@ -137,5 +137,7 @@ def test_a_run_against_the_server_is_verified_from_a_fresh_directory(
     assert explained.returncode == 0, explained.stdout + explained.stderr
     found = json.loads(explained.stdout)
     assert "bitwise identical" in verified.stdout and "model.bin" in verified.stdout
+    [entry] = httpx.get(f"{server}{RUNS}/{run_id}/verifications").json()["verifications"]
+    assert entry["verdict"] == "IDENTICAL", entry
     assert found["conclusion"].startswith("params: command"), found
     assert not (fresh / ".lockstep" / "lockstep.db").exists()

@@ -88,6 +88,20 @@ def test_datasets_models_and_lineage_against_the_server(server: str, tmp_path: P
     assert {"model", "run", "dataset"} <= kinds, graph
     shown_run = ok(lockstep(reader, "show", "fit", env=env))
     assert "clf@v1" in shown_run
+    # The same, read by the catalog routes.
+    base = f"{server}/api/v1/projects/default"
+    [latest] = httpx.get(f"{base}/datasets").json()["datasets"]
+    assert latest["ref"] == "data@v2" and latest["files"] == 2
+    versions = httpx.get(f"{base}/datasets/data/versions").json()["versions"]
+    assert [v["message"] for v in versions] == ["first", "second"]
+    [model] = httpx.get(f"{base}/models").json()["models"]
+    assert model["model_aliases"] == {"prod": 1, "staging": 1}
+    history = httpx.get(f"{base}/models/clf/versions").json()["alias_history"]
+    assert [(m["alias"], m["to"], m["note"]) for m in history][-1] == ("prod", 1, "ship it")
+    walked = httpx.get(f"{base}/lineage", params={"ref": "clf@prod"}).json()
+    assert walked == graph
+    for path in ("/datasets/nope/versions", "/models/..%2F/versions", "/runs/zz/verifications"):
+        assert httpx.get(f"{base}{path}").status_code == 404, path
 
 
 def records_call(server: str, kind: str, method: str, args: object = (), kwargs: object = None):

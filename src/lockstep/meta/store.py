@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,42 +23,10 @@ from lockstep.meta.engine import (
     upsert,
     write_transaction,
 )
+from lockstep.meta.shapes import LiveRun, MetricColumns, StoredChunks
 
 MIN_PREFIX = 4
 _IN_BATCH = 500  # ids per IN (...) list; far below every backend's parameter limit
-
-
-@dataclass(frozen=True, kw_only=True)
-class MetricColumns:
-    """One flush of one metric key: parallel little-endian arrays as bytes."""
-
-    key: str
-    steps: bytes  # int64
-    values: bytes  # float64
-    times: bytes  # float64
-    count: int
-    first_step: int
-    last_step: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class LiveRun:
-    """What liveness checks need to know about a run still marked running."""
-
-    id: str
-    host: str
-    pid: int
-    pid_start: float | None
-    heartbeat_at: float
-
-
-@dataclass(frozen=True, kw_only=True)
-class StoredChunks:
-    """The chunks of one metric series, in order."""
-
-    steps: list[bytes]
-    values: list[bytes]
-    times: list[bytes]
 
 
 def _null_nan(value: float) -> float | None:

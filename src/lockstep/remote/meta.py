@@ -36,7 +36,7 @@ from lockstep.errors import (
     StoreError,
     UsageError,
 )
-from lockstep.meta.store import LiveRun, MetricColumns, StoredChunks
+from lockstep.meta.shapes import LiveRun, MetricColumns, StoredChunks
 from lockstep.remote import wire
 
 log = logging.getLogger("lockstep")
@@ -90,6 +90,7 @@ class HttpMetaStore:
     """A client of one server's metadata API."""
 
     read_only = False
+    is_remote = True  # the workspace tells a server's client from a SQL store by this
     # Points per metric batch: 50,000 points are 1.2 MB of columns. Measured with 8
     # clients on 2 cores, 200,000 tripled the server's memory and quadrupled p99 latency.
     batch_points = 50_000

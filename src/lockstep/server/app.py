@@ -29,7 +29,6 @@ from lockstep.core.records import Artifact
 from lockstep.core.status import RunStatus
 from lockstep.errors import (
     AccessDenied,
-    InvalidValue,
     LockstepError,
     NotAuthenticated,
     RunNotFound,
@@ -37,10 +36,11 @@ from lockstep.errors import (
     StoreError,
     UsageError,
 )
-from lockstep.meta.store import MetaStore, MetricColumns
+from lockstep.meta.shapes import MetricColumns
+from lockstep.meta.store import MetaStore
 from lockstep.remote import wire
 from lockstep.server.projects import Projects
-from lockstep.server.scope import API, PROJECT_API, Caller, Meta, Scope
+from lockstep.server.scope import API, PROJECT_API, Caller, Meta, Scope, run_id_of
 
 # The most a request body may hold, compressed or not (a metric batch of a few hundred
 # thousand points fits many times over).
@@ -101,17 +101,10 @@ def _page_offset(token: str, query: tuple[str, str, str]) -> int:
 
 
 def _existing(meta: MetaStore, run_id: str) -> str:
-    checked = _run_id(run_id)
+    checked = run_id_of(run_id)
     if not meta.has_run(checked):
         raise RunNotFound(checked)
     return checked
-
-
-def _run_id(run_id: str) -> str:
-    try:
-        return validate.run_id(run_id)
-    except InvalidValue:
-        raise RunNotFound(run_id) from None  # an id that cannot exist matches nothing
 
 
 class BodyLimit:
@@ -413,7 +406,7 @@ def create_app(projects: Projects, *, auth: bool = False) -> FastAPI:
 
     @api.get("/runs/{run_id}")
     def get_run(meta: Meta, run_id: str) -> dict[str, Any]:
-        return wire.run_to_wire(meta.get_run(_run_id(run_id)))
+        return wire.run_to_wire(meta.get_run(run_id_of(run_id)))
 
     @api.delete("/runs/{run_id}", status_code=204)
     def delete_run(meta: Meta, run_id: str) -> Response:
@@ -481,7 +474,7 @@ def create_app(projects: Projects, *, auth: bool = False) -> FastAPI:
 
     @api.get("/runs/{run_id}/metric-state")
     def metric_state(meta: Meta, run_id: str) -> dict[str, Any]:
-        seqs, summaries = meta.metric_state(_run_id(run_id))
+        seqs, summaries = meta.metric_state(run_id_of(run_id))
         return {"seqs": seqs, "summaries": [wire.summary_to_wire(s) for s in summaries.values()]}
 
     # Batches are decoded and stored on worker threads, two at a time: the event loop
@@ -516,7 +509,7 @@ def create_app(projects: Projects, *, auth: bool = False) -> FastAPI:
 
     @api.get("/runs/{run_id}/chunks")
     def metric_chunks(meta: Meta, run_id: str, key: str) -> dict[str, Any]:
-        stored = meta.metric_chunks(_run_id(run_id), key)
+        stored = meta.metric_chunks(run_id_of(run_id), key)
         return {
             "steps": [wire.b64(b) for b in stored.steps],
             "values": [wire.b64(b) for b in stored.values],
@@ -543,7 +536,7 @@ def create_app(projects: Projects, *, auth: bool = False) -> FastAPI:
 
     @api.get("/runs/{run_id}/chunk-counts")
     def chunk_counts(meta: Meta, run_id: str) -> dict[str, int]:
-        return meta.chunk_counts(_run_id(run_id))
+        return meta.chunk_counts(run_id_of(run_id))
 
     @api.get("/runs/{run_id}/history")
     def history(
@@ -585,8 +578,9 @@ def create_app(projects: Projects, *, auth: bool = False) -> FastAPI:
     def revoke_token(project: Scope, token_id: str) -> dict[str, Any]:
         return projects.access.revoke(token_id, project.name).to_json()
 
-    from lockstep.server import documents, objects, records
+    from lockstep.server import catalog, documents, objects, records
 
+    catalog.add_routes(api)
     objects.add_routes(api)
     records.add_routes(api)
     documents.add_routes(api)

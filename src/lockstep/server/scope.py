@@ -13,6 +13,19 @@ from lockstep.server.access import Token
 from lockstep.server.projects import Project
 
 API = "/api/v1"
+
+
+def run_id_of(value: str) -> str:
+    """A run id from a path: one that cannot exist matches nothing (404, never 400)."""
+    from lockstep.core import validate
+    from lockstep.errors import RunNotFound
+
+    try:
+        return validate.run_id(value)
+    except InvalidValue:
+        raise RunNotFound(value[:80]) from None
+
+
 # POSTs that only read (a body holds what a query string could not).
 _READING_POSTS = frozenset({"/outputs/recorded", "/objects/missing"})
 PROJECT_API = API + "/projects/{project}"

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from lockstep.meta.store import StoredChunks
+    from lockstep.meta.shapes import StoredChunks
 
 
 @dataclass(frozen=True)

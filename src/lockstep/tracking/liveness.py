@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import TYPE_CHECKING
 
 from lockstep.core.status import RunStatus
-from lockstep.meta.store import LiveRun, MetaStore
+from lockstep.meta.shapes import LiveRun
+
+if TYPE_CHECKING:  # SQLAlchemy loads only with a SQL store
+    from lockstep.meta.store import MetaStore
 
 # Process start times are reported with limited precision; allow this much slack.
 _START_TIME_SLACK = 0.05

@@ -12,11 +12,14 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lockstep.core.records import MetricSummary
-from lockstep.meta.store import MetaStore, MetricColumns
+from lockstep.meta.shapes import MetricColumns
 from lockstep.tracking.buffer import MetricBuffer, Segment
+
+if TYPE_CHECKING:  # SQLAlchemy loads only with a SQL store
+    from lockstep.meta.store import MetaStore
 
 log = logging.getLogger("lockstep")
 
