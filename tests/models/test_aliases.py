@@ -7,7 +7,10 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import Backend, clean_env
 from tests.tracking.test_launcher import lockstep
@@ -46,9 +49,23 @@ for _ in range(int(sys.argv[2])):
 """
 
 
-def test_two_processes_moving_one_alias_lose_no_move(project: Backend) -> None:
+@pytest.fixture(params=["sql", "server"])
+def alias_env(request: pytest.FixtureRequest, project: Backend) -> Iterator[dict[str, str]]:
+    """The movers' environment: the store itself, or a server in front of it."""
+    if request.param == "sql":
+        yield project.env()
+        return
+    from tests.serverproc import served
+
+    project.store_dir.mkdir(parents=True, exist_ok=True)
+    with served(project.store_dir, "--db", project.meta_url) as url:
+        yield {"LOCKSTEP_TRACKING_URI": url}
+
+
+def test_two_processes_moving_one_alias_lose_no_move(alias_env: dict[str, str]) -> None:
+    """Directly on SQLite or PostgreSQL, or each through a server: one unbroken chain."""
     workdir = Path.cwd()
-    env = {**clean_env(), **project.env()}
+    env = {**clean_env(), **alias_env}
     make_versions(workdir, env)
     moves = 25
     movers = [
@@ -65,7 +82,7 @@ def test_two_processes_moving_one_alias_lose_no_move(project: Backend) -> None:
     for mover in movers:
         _, err = mover.communicate(timeout=120)
         assert mover.returncode == 0, err
-    logged = lockstep(workdir, "models", "log", "m", "--json", env=project.env())
+    logged = lockstep(workdir, "models", "log", "m", "--json", env=alias_env)
     history = json.loads(logged.stdout)["alias_history"]
     assert len(history) == 2 * moves
     assert sorted(m["to"] for m in history).count(1) == moves
@@ -73,7 +90,7 @@ def test_two_processes_moving_one_alias_lose_no_move(project: Backend) -> None:
     assert history[0]["from"] is None
     for before, after in itertools.pairwise(history):
         assert after["from"] == before["to"]
-    shown = lockstep(workdir, "models", "show", "m@production", "--json", env=project.env())
+    shown = lockstep(workdir, "models", "show", "m@production", "--json", env=alias_env)
     assert json.loads(shown.stdout)["version"] == history[-1]["to"]
 
 
