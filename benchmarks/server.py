@@ -88,11 +88,13 @@ def process(command: list[str], cwd: Path, env: dict[str, str], health: str) -> 
 
 
 @contextlib.contextmanager
-def lockstep_server(store: Path) -> Iterator[tuple[str, int]]:
+def lockstep_server(store: Path, db: str | None = None) -> Iterator[tuple[str, int]]:
     store.parent.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {**BASE_ENV, "LOCKSTEP_HOME": str(store)}
     command = [sys.executable, "-m", "lockstep", "server", "--quiet", "--port", str(port)]
+    if db:
+        command += ["--db", db]
     url = f"http://127.0.0.1:{port}"
     with process(command, store.parent, env, f"{url}/health") as pid:
         yield url, pid
@@ -129,16 +131,35 @@ def _p99_ms(metrics_text: str, route: str) -> float:
     return float("inf")
 
 
-def logging_case(work: Path, clients: int, points: int) -> dict[str, float]:
-    store = work / "load" / "store"
+@contextlib.contextmanager
+def postgres_schema(url: str) -> Iterator[str]:
+    """A fresh schema in the PostgreSQL database at url, dropped afterwards."""
+    import secrets
+
+    import sqlalchemy as sa
+
+    schema = f"lockstep_bench_{secrets.token_hex(4)}"
+    admin = sa.create_engine(url)
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+def logging_case(work: Path, clients: int, points: int, db: str | None = None) -> dict[str, float]:
+    store = work / ("load-pg" if db else "load") / "store"
     store.parent.mkdir(parents=True)
-    with lockstep_server(store) as (url, pid):
+    with lockstep_server(store, db) as (url, pid):
         stop, peak = _rss_sampler(pid)
         env = {**BASE_ENV, "LOCKSTEP_TRACKING_URI": url}
         started = time.perf_counter()
         procs = []
         for i in range(clients):
-            cwd = work / "load" / f"client{i}"
+            cwd = store.parent / f"client{i}"
             cwd.mkdir()
             procs.append(
                 subprocess.Popen(
@@ -348,10 +369,20 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--points", type=int, default=1_000_000, help="points per client")
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        default=os.environ.get("LOCKSTEP_TEST_POSTGRES_URL"),
+        help="also load a server on this PostgreSQL database (in a scratch schema)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lockstep-server-bench-", dir=ROOT))
     try:
         load = logging_case(work, args.clients, args.points)
+        load_pg = None
+        if args.postgres:
+            with postgres_schema(args.postgres) as db:
+                load_pg = logging_case(work, args.clients, args.points, db)
         queries = query_cases(work)
         overhead = run_overhead(work)
         single = lockstep_client_rates(work)
@@ -362,6 +393,23 @@ def main() -> None:
     rows = [
         ("points stored per second, all clients", f"{load['points_per_s']:,.0f}", ">= 1,000,000"),
         ("points lost", f"{load['lost']:,.0f}", "0"),
+        *(
+            [
+                (
+                    "points stored per second, all clients, PostgreSQL",
+                    f"{load_pg['points_per_s']:,.0f}",
+                    ">= 500,000",
+                ),
+                ("points lost, PostgreSQL", f"{load_pg['lost']:,.0f}", "0"),
+                (
+                    "p99 metric batch latency, PostgreSQL (ms, bucket bound)",
+                    f"{load_pg['p99_ms']:g}",
+                    "<= 50",
+                ),
+            ]
+            if load_pg
+            else []
+        ),
         (
             "p99 metric batch latency at the server (ms, bucket bound)",
             f"{load['p99_ms']:g}",

@@ -6,25 +6,15 @@ import gzip
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import Backend, clean_env
+from tests.conftest import clean_env
 from tests.serverproc import RUNS, served
 from tests.tracking.test_launcher import lockstep
-
-
-@pytest.fixture
-def server(backend: Backend, tmp_path: Path) -> Iterator[str]:
-    home = tmp_path / "served"
-    home.mkdir()
-    backend.store_dir.mkdir(parents=True, exist_ok=True)
-    with served(home, "--db", backend.meta_url) as url:
-        yield url
 
 
 def client_env(url: str) -> dict[str, str]:

@@ -6,26 +6,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.conftest import Backend
-from tests.serverproc import RUNS, served
+from tests.serverproc import RUNS
 from tests.tracking.test_launcher import lockstep
 
 OBJECTS = "/api/v1/projects/default/objects"
-
-
-@pytest.fixture
-def server(backend: Backend, tmp_path: Path) -> Iterator[str]:
-    home = tmp_path / "served"
-    home.mkdir()
-    backend.store_dir.mkdir(parents=True, exist_ok=True)
-    with served(home, "--db", backend.meta_url) as url:
-        yield url
 
 
 def digest_of(data: bytes) -> str:

@@ -5,26 +5,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.conftest import Backend
-from tests.serverproc import served
 from tests.tracking.test_launcher import lockstep
 
 RECORDS = "/api/v1/projects/default/records"
-
-
-@pytest.fixture
-def server(backend: Backend, tmp_path: Path) -> Iterator[str]:
-    home = tmp_path / "served"
-    home.mkdir()
-    backend.store_dir.mkdir(parents=True, exist_ok=True)
-    with served(home, "--db", backend.meta_url) as url:
-        yield url
 
 
 TRAIN = """\

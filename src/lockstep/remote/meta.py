@@ -13,7 +13,6 @@ import contextlib
 import gzip
 import json
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -308,24 +307,16 @@ class HttpMetaStore:
         headers: Mapping[str, str] | None = None,
     ) -> Any:
         """One request, retried on a connection error; ServerUnreachable after the last."""
-        import httpx
-
-        last: Exception | None = None
-        for attempt in range(_RETRIES):
-            try:
-                return self._client.request(
-                    method,
-                    (self._api if api else "") + path,
-                    params={k: v for k, v in (params or {}).items() if v is not None},
-                    content=content,
-                    headers=dict(headers or {}),
-                )
-            except httpx.TransportError as exc:
-                last = exc
-                time.sleep(0.2 * (attempt + 1))
-        raise ServerUnreachable(
-            f"cannot reach the lockstep server at {self.url} ({type(last).__name__}); check "
-            "that it runs and LOCKSTEP_TRACKING_URI (or [server] url) is right"
+        return wire.retrying(
+            lambda: self._client.request(
+                method,
+                (self._api if api else "") + path,
+                params={k: v for k, v in (params or {}).items() if v is not None},
+                content=content,
+                headers=dict(headers or {}),
+            ),
+            self.url,
+            _RETRIES,
         )
 
     def _raw(self, method: str, path: str, content: bytes | None = None, **params: Any) -> bytes:

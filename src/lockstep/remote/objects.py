@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from lockstep.errors import ObjectMissing, RemoteError, ServerUnreachable
 from lockstep.objects.store import LocalObjectStore
@@ -28,18 +28,9 @@ class ServerObjects:
         self.url = url
 
     def _call(self, send: Callable[[], httpx.Response]) -> httpx.Response:
-        import httpx
+        from lockstep.remote.wire import retrying
 
-        for attempt in range(_ATTEMPTS):
-            try:
-                return send()
-            except httpx.TransportError as exc:
-                last = exc
-                time.sleep(0.2 * (attempt + 1))
-        raise ServerUnreachable(
-            f"cannot reach the lockstep server at {self.url} ({type(last).__name__}); check "
-            "that it runs and LOCKSTEP_TRACKING_URI (or [server] url) is right"
-        )
+        return cast("httpx.Response", retrying(send, self.url, _ATTEMPTS))
 
     def _fail(self, response: httpx.Response, what: str) -> RemoteError:
         try:

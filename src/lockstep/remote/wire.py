@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Callable
 from typing import Any
 
 from lockstep.core.records import Artifact, MetricSummary, RunRecord
@@ -108,4 +109,26 @@ def run_from_wire(doc: dict[str, Any]) -> RunRecord:
             for a in doc.get("artifacts", [])
         ),
         sections=dict(doc.get("sections", {})),
+    )
+
+
+def retrying(send: Callable[[], Any], url: str, attempts: int = 3) -> Any:
+    """send() (an httpx request), tried again on a connection error with a growing pause;
+    after the last, one ServerUnreachable line naming the server."""
+    import time
+
+    import httpx
+
+    from lockstep.errors import ServerUnreachable
+
+    last: Exception | None = None
+    for attempt in range(attempts):
+        try:
+            return send()
+        except httpx.TransportError as exc:
+            last = exc
+            time.sleep(0.2 * (attempt + 1))
+    raise ServerUnreachable(
+        f"cannot reach the lockstep server at {url} ({type(last).__name__}); check "
+        "that it runs and LOCKSTEP_TRACKING_URI (or [server] url) is right"
     )
