@@ -156,8 +156,8 @@ class Workspace:
     store_dir: Path
     settings: Settings
     meta: MetaStore
-    # Where the objects are when not in store_dir/objects (a server's --objects).
-    objects_dir: Path | None = None
+    # The object store when it is not store_dir/objects (a server's --objects, S3).
+    object_store: LocalObjectStore | None = None
 
     @property
     def project_root(self) -> Path:
@@ -240,7 +240,7 @@ class Workspace:
             from lockstep.remote.objects import ServerBackedObjects
 
             return ServerBackedObjects(self.store_dir / "objects", server)
-        return LocalObjectStore(self.objects_dir or self.store_dir / "objects")
+        return self.object_store or LocalObjectStore(self.store_dir / "objects")
 
     def data(self) -> DataWorkspace:
         """Datasets of this store (opens the local stat cache)."""

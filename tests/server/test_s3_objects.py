@@ -126,3 +126,22 @@ def test_a_run_with_objects_on_s3_verifies_from_a_fresh_directory(
     verified = lockstep(fresh, "verify", "fit", env={"LOCKSTEP_TRACKING_URI": url})
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "IDENTICAL" in verified.stdout and "model.bin" in verified.stdout
+
+
+def test_push_to_and_pull_from_a_server_on_s3(
+    s3_server: tuple[str, str, Path], s3_endpoint: str, tmp_path: Path
+) -> None:
+    url, bucket, _home = s3_server
+    local = tmp_path / "local"
+    (local / "data").mkdir(parents=True)
+    (local / "data" / "rows.csv").write_text("1,2,3\n")
+    for args in (["data", "add", "data"], ["remote", "add", "team", url], ["push"]):
+        done = lockstep(local, *args, env=S3_ENV)
+        assert done.returncode == 0, (args, done.stderr)
+    assert any(k.startswith("team/objects/blake3/") for k in keys(bucket, s3_endpoint))
+    other = tmp_path / "other"
+    other.mkdir()
+    for args in (["remote", "add", "team", url], ["pull"], ["data", "checkout", "data@v1"]):
+        done = lockstep(other, *args)
+        assert done.returncode == 0, (args, done.stderr)
+    assert (other / "data" / "rows.csv").read_text() == "1,2,3\n"

@@ -51,10 +51,44 @@ def _content_range(header: str | None) -> tuple[int, int | None]:
     return first, total
 
 
+async def _receive(
+    objects: LocalObjectStore, checked: str, first: int, total: int | None, request: Request
+) -> JSONResponse:
+    """Write the request's bytes at first into the digest's partial upload; once it holds
+    total bytes (or the whole body), check them against the digest and store them."""
+    if objects.has(checked):
+        return JSONResponse({"stored": True})
+    part = _partial(objects, checked)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    have = part.stat().st_size if part.exists() else 0
+    if first != (have if total is not None else 0):
+        return JSONResponse(
+            {"error": f"the upload continues at byte {have}", "received": have},
+            status_code=409,
+        )
+    with open(part, "r+b" if first else "wb") as handle:
+        handle.seek(first)
+        handle.truncate()
+        async for piece in request.stream():
+            handle.write(piece)
+        received = handle.tell()
+    if total is not None and received < total:
+        return JSONResponse({"stored": False, "received": received}, status_code=202)
+    try:
+        await run_in_threadpool(objects.put_fetched, checked, lambda tmp: os.replace(part, tmp))
+    except ObjectCorrupt as exc:
+        part.unlink(missing_ok=True)
+        raise UsageError(
+            f"the uploaded bytes hash to {exc.actual}, not {checked}: nothing was stored"
+        ) from None
+    return JSONResponse({"stored": True}, status_code=201)
+
+
 def add_routes(api: APIRouter) -> None:
     """The object routes, on the project router."""
     # One upload of a digest at a time per process; another waits, then finds it stored.
-    locks: dict[str, asyncio.Lock] = {}
+    # Each lock is kept while someone uses it, with how many do.
+    locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     @api.post("/objects/missing")
     def missing_objects(project: Scope, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
@@ -97,36 +131,18 @@ def add_routes(api: APIRouter) -> None:
         if objects.has(checked):
             return JSONResponse({"stored": True})
         first, total = _content_range(request.headers.get("content-range"))
-        lock = locks.setdefault(f"{project.name}/{checked}", asyncio.Lock())
-        async with lock:
-            if objects.has(checked):
-                return JSONResponse({"stored": True})
-            part = _partial(objects, checked)
-            part.parent.mkdir(parents=True, exist_ok=True)
-            have = part.stat().st_size if part.exists() else 0
-            if first != (have if total is not None else 0):
-                return JSONResponse(
-                    {"error": f"the upload continues at byte {have}", "received": have},
-                    status_code=409,
-                )
-            with open(part, "r+b" if first else "wb") as handle:
-                handle.seek(first)
-                handle.truncate()
-                async for piece in request.stream():
-                    handle.write(piece)
-                received = handle.tell()
-            if total is not None and received < total:
-                return JSONResponse({"stored": False, "received": received}, status_code=202)
-            try:
-                await run_in_threadpool(
-                    objects.put_fetched, checked, lambda tmp: os.replace(part, tmp)
-                )
-            except ObjectCorrupt as exc:
-                part.unlink(missing_ok=True)
-                raise UsageError(
-                    f"the uploaded bytes hash to {exc.actual}, not {checked}: nothing was stored"
-                ) from None
-            return JSONResponse({"stored": True}, status_code=201)
+        key = f"{project.name}/{checked}"
+        lock, users = locks.get(key, (asyncio.Lock(), 0))
+        locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                return await _receive(objects, checked, first, total, request)
+        finally:
+            lock, users = locks[key]
+            if users == 1:
+                del locks[key]  # nobody else uploads it: forget the lock
+            else:
+                locks[key] = (lock, users - 1)
 
     @api.post("/objects/{digest}/complete", status_code=201)
     def complete_upload(

@@ -44,7 +44,7 @@ class Project:
             store_dir=self.store_dir,
             settings=Settings(cwd=self.store_dir),
             meta=self.meta,
-            objects_dir=self.objects.root,
+            object_store=self.objects,
         )
 
 
