@@ -89,6 +89,10 @@ def test_datasets_models_and_lineage_against_the_server(server: str, tmp_path: P
     assert walked == graph
     for path in ("/datasets/nope/versions", "/models/..%2F/versions", "/runs/zz/verifications"):
         assert httpx.get(f"{base}{path}").status_code == 404, path
+    # The server never looks at its own files for a client, nor fails on odd names.
+    for ref in ("file:/etc/passwd", "/etc/passwd", "0" * 600):
+        refused = httpx.get(f"{base}/lineage", params={"ref": ref})
+        assert refused.status_code == 400 and "passwd#" not in refused.text, (ref, refused.text)
 
 
 def records_call(server: str, kind: str, method: str, args: object = (), kwargs: object = None):
@@ -273,3 +277,60 @@ def test_a_hostile_push_is_refused_whole(server: str, tmp_path: Path) -> None:
     ):
         bad = httpx.put(f"{base}/runs/{name}", params=params, content=b"{}")
         assert bad.status_code in (400, 404, 405), (name, bad.text)
+
+
+def _random_value(rng: object, depth: int = 0) -> object:
+    import random
+
+    assert isinstance(rng, random.Random)
+    choice = rng.randrange(12 if depth < 3 else 6)
+    leaves: list[object] = [
+        None,
+        rng.choice([0, 1, -1, 2**70, 3.5, 1e308]),
+        rng.choice(["", "a", "x@v1", "../x", "a" * 300, "\x00", "m@latest", "d@v99"]),
+        True,
+        "0" * 26,
+        "a" * 64,
+    ]
+    if choice < len(leaves):
+        return leaves[choice]
+    inner = [_random_value(rng, depth + 1) for _ in range(rng.randrange(3))]
+    return [
+        inner,
+        {"$tuple": inner},
+        {"$set": inner},
+        {"$map": [[_random_value(rng, depth + 1), _random_value(rng, depth + 1)]]},
+        {
+            "$type": "FileEntry",
+            "fields": {
+                k: _random_value(rng, depth + 1) for k in ("path", "digest", "size", "mode")
+            },
+        },
+        {"$type": rng.choice(["DatasetVersion", "ModelVersion", "AliasMove"]), "fields": {}},
+    ][choice - len(leaves)]
+
+
+def test_random_records_calls_never_fail_the_server(server: str) -> None:
+    """Values of every shape the codec carries, in every argument of every method: each
+    answer is a refusal or an answer, never a server error (and nothing is written)."""
+    import random
+
+    from lockstep.remote.records import METHODS
+
+    rng = random.Random(11)
+    names = ["name", "ref", "run_id", "digests", "version_id", "files", "alias", "number"]
+    with httpx.Client(base_url=f"{server}{RECORDS}") as client:
+        for kind, methods in METHODS.items():
+            for method in methods:
+                for _ in range(25):
+                    args = [_random_value(rng) for _ in range(rng.randrange(4))]
+                    kwargs = [
+                        [rng.choice(names), _random_value(rng)] for _ in range(rng.randrange(3))
+                    ]
+                    answer = client.post(
+                        f"/{kind}/{method}",
+                        content=json.dumps({"args": args, "kwargs": {"$map": kwargs}}),
+                    )
+                    assert answer.status_code < 500, (kind, method, args, kwargs, answer.text)
+    assert records_call(server, "datasets", "dataset_names").json() == {"result": []}
+    assert records_call(server, "models", "model_names").json() == {"result": []}

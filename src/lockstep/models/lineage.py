@@ -375,8 +375,16 @@ def _paths_by_digest(files: set[tuple[str, str]]) -> dict[str, list[str]]:
     return found
 
 
-def _resolve(workspace: Workspace, ref: str) -> tuple[str, Any]:
-    """(kind, what) for a lineage reference: a model or dataset version, a file, a run."""
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the filesystem, say: no file
+        return False
+
+
+def _resolve(workspace: Workspace, ref: str, *, files: bool = True) -> tuple[str, Any]:
+    """(kind, what) for a lineage reference: a model or dataset version, a file (when
+    files: a server never looks at its own files for a client), a run."""
 
     kind, sep, rest = ref.partition(":")
     forced = kind if sep and kind in {"model", "dataset", "run", "file"} else None
@@ -394,8 +402,10 @@ def _resolve(workspace: Workspace, ref: str) -> tuple[str, Any]:
             if forced == "dataset":
                 raise
     path = Path(target)
-    if forced == "file" or (forced is None and path.is_file()):
-        if not path.is_file():
+    if forced == "file" and not files:
+        raise UsageError("a server traces versions and runs; trace a file from its machine")
+    if files and (forced == "file" or (forced is None and _is_file(path))):
+        if not _is_file(path):
             raise UsageError(f"{target} is not a file")
         digest = workspace.data().digest_of(path.resolve())
         try:
@@ -413,12 +423,18 @@ def _resolve(workspace: Workspace, ref: str) -> tuple[str, Any]:
 
 
 def lineage(
-    workspace: Workspace, ref: str, *, downstream: bool = False, depth: int | None = None
+    workspace: Workspace,
+    ref: str,
+    *,
+    downstream: bool = False,
+    depth: int | None = None,
+    file_refs: bool = True,
 ) -> Graph:
-    """Everything upstream of ref (what made it) or downstream (what was built on it)."""
+    """Everything upstream of ref (what made it) or downstream (what was built on it);
+    file_refs=False refuses a file as ref (a server's own files are nobody's business)."""
     if depth is not None and depth < 1:
         raise UsageError("--depth must be at least 1")
-    kind, what = _resolve(workspace, ref)
+    kind, what = _resolve(workspace, ref, files=file_refs)
     runs: set[str] = set()
     datasets: set[int] = set()
     models: set[int] = set()

@@ -104,6 +104,10 @@ def decode(value: Any, depth: int = 0) -> Any:
     """Tagged JSON back to values; anything else is refused (the server reads this)."""
     if depth > 32:
         raise UsageError("a value nested more than 32 levels deep")
+    if isinstance(value, str) and "\x00" in value:
+        raise UsageError("a text with a NUL character")  # no record holds one
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        raise UsageError("an integer past 64 bits")  # no record holds one either
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, list):

@@ -76,5 +76,5 @@ def add_routes(api: APIRouter) -> None:
         --json` prints it."""
         from lockstep.models.lineage import lineage as walk
 
-        graph = walk(project.workspace(), ref, downstream=downstream, depth=depth)
+        graph = walk(project.workspace(), ref, downstream=downstream, depth=depth, file_refs=False)
         return dict(graph.to_json())

@@ -119,6 +119,54 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether value has the type the method declares (every argument, reads too: a
+    value of another type never reaches SQL)."""
+    import types
+    import typing
+    from collections import abc
+
+    if hint is Any or hint is typing.Any:
+        return True
+    origin, params = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, p) for p in params)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is None:
+        return isinstance(hint, type) and isinstance(value, hint)
+    if origin in (abc.Iterable, abc.Collection) and isinstance(value, dict):
+        return all(_conforms(k, params[0] if params else Any) for k in value)  # its keys
+    if origin in (list, tuple, set, frozenset, abc.Sequence, abc.Iterable, abc.Collection):
+        if not isinstance(value, list | tuple | set | frozenset):
+            return False
+        element = params[0] if (params and params[-1] is not Ellipsis) or len(params) == 2 else Any
+        if origin is tuple and params and params[-1] is not Ellipsis:
+            return len(value) == len(params) and all(
+                _conforms(v, p) for v, p in zip(value, params, strict=True)
+            )
+        return all(_conforms(v, element) for v in value)
+    if origin in (dict, abc.Mapping):
+        key, item = params if params else (Any, Any)
+        return isinstance(value, dict) and all(
+            _conforms(k, key) and _conforms(v, item) for k, v in value.items()
+        )
+    return False
+
+
+def _check_types(target: Callable[..., Any], bound: inspect.BoundArguments, name: str) -> None:
+    import typing
+
+    hints = typing.get_type_hints(target)
+    for argument, value in bound.arguments.items():
+        if argument in hints and not _conforms(value, hints[argument]):
+            raise UsageError(f"{name}: {argument} must be {hints[argument]}")
+
+
 def _records(kind: str, engine: Any) -> Any:
     from lockstep.meta.datasets import DatasetRecords
     from lockstep.meta.lineage import LineageQueries
@@ -131,6 +179,11 @@ def _records(kind: str, engine: Any) -> Any:
 
 def _own_version(records: Any, value: Any) -> Any:
     """The server's row for a version the client names (by its id)."""
+    from lockstep.meta.datasets import DatasetVersion
+    from lockstep.meta.models import ModelVersion
+
+    if not isinstance(value, DatasetVersion | ModelVersion):
+        raise UsageError("version must be a dataset or model version")
     return records.version_by_id(validate.integer(value.id, "version id", 1))
 
 
@@ -150,6 +203,7 @@ def call(kind: str, method: str, engine: Any, body: Any, user: str | None) -> An
         bound = inspect.signature(target).bind(*args, **kwargs)
     except TypeError as exc:
         raise UsageError(f"{kind}.{method}: {exc}") from None
+    _check_types(target, bound, f"{kind}.{method}")
     if role == WRITE:
         for name, value in list(bound.arguments.items()):
             if name == "version":
