@@ -379,3 +379,62 @@ def test_a_store_whose_config_names_a_server_is_served_from_its_own_database(
         assert httpx.get(f"{url}/health").json()["ok"]
     started = next(project.glob("server-*.log")).read_text()
     assert f"serving sqlite:///{project}/.lockstep/lockstep.db" in started, started
+
+
+_BODY_KEYS = [
+    "key", "steps", "values", "times", "count", "first_step", "last_step", "digests", "user",
+    "role", "upload_id", "parts", "status", "end_time", "now", "note", "sections", "tags",
+    "params", "artifacts", "columns", "seqs", "summaries", "heartbeat_at", "chunks", "paths",
+    "path", "digest", "size", "kind", "error",
+]  # fmt: skip
+
+
+def _random_body(rng: object, depth: int = 0) -> object:
+    import random
+
+    assert isinstance(rng, random.Random)
+    kind = rng.randrange(9 if depth < 3 else 6)
+    if kind == 6:
+        return [_random_body(rng, depth + 1) for _ in range(2)]
+    if kind == 7:
+        return {rng.choice(_BODY_KEYS): _random_body(rng, depth + 1) for _ in range(3)}
+    if kind == 8:
+        b64 = "AAAAAAAAAAA="
+        column = {"key": "k", "steps": b64, "values": b64, "times": b64, "count": 1}
+        return {**column, "first_step": 0, "last_step": 0}
+    leaves = [None, rng.choice([0, -1, 2**70, 1e308]), rng.choice(["", "\x00", "%%"]), True]
+    return [*leaves, "a" * 64, [1, 2]][kind]
+
+
+def test_random_bodies_never_fail_the_server(server: str) -> None:
+    """Bodies of every shape on every write route: refusals, never a server error (it
+    found metric batches whose seqs were not an object)."""
+    import random
+
+    from lockstep.core.ids import new_run_id
+
+    rng = random.Random(5)
+    run_id = new_run_id()
+    started = {"id": run_id, "name": "f", "experiment": "e", "start_time": 1.0, "host": "h"}
+    assert httpx.post(f"{server}{RUNS}", json={**started, "pid": 1}).status_code == 201
+    session = "ab" * 16
+    routes = [
+        ("POST", f"{RUNS}/{run_id}/metrics"), ("PUT", f"{RUNS}/{run_id}/chunks?key=k"),
+        ("POST", f"{RUNS}/{run_id}/artifacts"), ("POST", f"{RUNS}/{run_id}/finish"),
+        ("POST", f"{RUNS}/{run_id}/heartbeat"), ("POST", f"{RUNS}/{run_id}/params"),
+        ("POST", f"{RUNS}/{run_id}/tags"), ("PUT", f"{RUNS}/{run_id}/note"),
+        ("POST", f"{RUNS}/{run_id}/sections"), ("POST", RUNS),
+        ("POST", "/api/v1/projects/default/outputs/recorded"),
+        ("POST", "/api/v1/projects/default/objects/missing"),
+        ("POST", "/api/v1/projects/default/tokens"),
+        ("PUT", f"/api/v1/projects/default/documents/runs/x.json?session={session}"),
+        ("POST", f"/api/v1/projects/default/documents/import?session={session}"),
+    ]  # fmt: skip
+    with httpx.Client(base_url=server) as client:
+        for method, path in routes:
+            for _ in range(150):
+                body = _random_body(rng)
+                if not isinstance(body, dict) or rng.random() < 0.3:
+                    body = {"columns": [body], "seqs": _random_body(rng), "summaries": body}
+                answer = client.request(method, path, content=json.dumps(body))
+                assert answer.status_code < 500, (method, path, body, answer.text)

@@ -60,6 +60,8 @@ def b64(data: bytes) -> str:
 
 
 def unb64(text: str) -> bytes:
+    if not isinstance(text, str):
+        raise TypeError("a column must be base64 text")
     return base64.b64decode(text.encode(), validate=True)
 
 

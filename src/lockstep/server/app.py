@@ -188,7 +188,15 @@ async def _body(request: Request) -> Any:
         raise UsageError("the request body is not valid JSON") from None
 
 
+def _of(value: Any, kind: type, field: str) -> Any:
+    """value, if it is a kind (a list, an object) as the field must be."""
+    if not isinstance(value, kind):
+        raise UsageError(f"{field} must be a{'n object' if kind is dict else ' list'}")
+    return value
+
+
 def _columns(item: dict[str, Any]) -> MetricColumns:
+    _of(item, dict, "a metric column")
     steps, values, times = (wire.unb64(item[k]) for k in ("steps", "values", "times"))
     count = validate.integer(item["count"], "count", 1, 1 << 31)
     if not len(steps) == len(values) == len(times) == 8 * count:
@@ -490,9 +498,17 @@ def create_app(projects: Projects, *, auth: bool = False) -> FastAPI:
                 body = json.loads(raw)
             except (ValueError, UnicodeDecodeError):
                 raise UsageError("the request body is not valid JSON") from None
-            columns = [_columns(c) for c in body["columns"]]
-            seqs = {str(k): validate.integer(v, "seq", 0, 1 << 31) for k, v in body["seqs"].items()}
-            summaries = [wire.summary_from_wire(s) for s in body["summaries"]]
+            if not isinstance(body, dict):
+                raise UsageError("a metric batch is an object with columns, seqs, summaries")
+            columns = [_columns(c) for c in _of(body["columns"], list, "columns")]
+            seqs = {
+                str(k): validate.integer(v, "seq", 0, 1 << 31)
+                for k, v in _of(body["seqs"], dict, "seqs").items()
+            }
+            summaries = [
+                wire.summary_from_wire(_of(s, list, "a summary"))
+                for s in _of(body["summaries"], list, "summaries")
+            ]
             if any(c.key not in seqs for c in columns):
                 raise UsageError("every column needs its chunk number in seqs")
             meta.append_metrics(run_id, columns, seqs, summaries, float(body["heartbeat_at"]))
