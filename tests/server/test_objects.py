@@ -129,3 +129,17 @@ def test_a_run_against_the_server_is_verified_from_a_fresh_directory(
     assert entry["verdict"] == "IDENTICAL", entry
     assert found["conclusion"].startswith("params: command"), found
     assert not (fresh / ".lockstep" / "lockstep.db").exists()
+
+
+def test_objects_go_to_the_directory_given(tmp_path: Path) -> None:
+    from tests.serverproc import served
+
+    home, elsewhere = tmp_path / "served", tmp_path / "objects-disk"
+    home.mkdir()
+    with served(home, "--objects", str(elsewhere)) as url:
+        data = b"kept elsewhere"
+        digest = digest_of(data)
+        assert httpx.put(f"{url}{OBJECTS}/{digest}", content=data).status_code == 201
+        assert httpx.get(f"{url}{OBJECTS}/{digest}").content == data
+    assert (elsewhere / "blake3" / digest[:2] / digest[2:]).read_bytes() == data
+    assert not (home / ".lockstep" / "objects" / "blake3").exists()
