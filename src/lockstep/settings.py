@@ -42,6 +42,9 @@ class Settings:
     token: str | None = None
     # LOCKSTEP_PROJECT (or [server] project, or the login's): the server's project.
     project: str | None = None
+    # LOCKSTEP_SERVER_TIMEOUT: seconds a server may take to answer before its writes go
+    # to the spool (a slow server is treated as a down one: training never waits).
+    server_timeout: float = 10.0
 
     @classmethod
     def from_env(
@@ -56,6 +59,7 @@ class Settings:
             flush_interval=_positive(env, "LOCKSTEP_FLUSH_INTERVAL", 0.5),
             heartbeat_interval=_positive(env, "LOCKSTEP_HEARTBEAT_INTERVAL", 10.0),
             heartbeat_grace=_positive(env, "LOCKSTEP_HEARTBEAT_GRACE", 60.0),
+            server_timeout=_positive(env, "LOCKSTEP_SERVER_TIMEOUT", 10.0),
             attach_run_id=env.get("LOCKSTEP_RUN_ID") or None,
             run_seed=int(env["LOCKSTEP_SEED"]) if env.get("LOCKSTEP_SEED", "").isdigit() else None,
             tracking_uri=_server_url(env.get("LOCKSTEP_TRACKING_URI"), "LOCKSTEP_TRACKING_URI"),

@@ -190,6 +190,7 @@ class Workspace:
                 << 20,
                 project=settings.project or "default",
                 local_objects=store_dir / "objects",
+                timeout=settings.server_timeout,
             )
             return cls(store_dir=store_dir, settings=settings, meta=served)
         from lockstep.meta.store import MetaStore  # SQLAlchemy, only for a SQL store

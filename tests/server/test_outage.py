@@ -154,3 +154,68 @@ def test_a_client_killed_during_the_outage_is_replayed_later(tmp_path: Path) -> 
         ]
         assert replayed and float(replayed[0].split()[-1]) >= 1, replayed
     assert not spooled[0].exists()
+
+
+def test_a_run_started_while_the_server_is_down_arrives_when_it_is_up(tmp_path: Path) -> None:
+    served_dir, workdir = tmp_path / "served", tmp_path / "client"
+    served_dir.mkdir()
+    workdir.mkdir()
+    (workdir / "job.py").write_text("print('accuracy 0.5')\nopen('out.txt', 'w').write('x')\n")
+    port = free_port()
+    env = {"LOCKSTEP_TRACKING_URI": f"http://127.0.0.1:{port}"}
+    ran = lockstep(workdir, "run", "--name", "offline", "--", sys.executable, "job.py", env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert "does not answer" in ran.stderr and "accuracy 0.5" in ran.stdout
+    with serving(served_dir, port=port):
+        listed = lockstep(workdir, "runs", "--json", env=env)  # replays the spool first
+        [run] = json.loads(listed.stdout)
+        assert run["name"] == "offline" and run["status"] == "finished"
+        fresh = tmp_path / "fresh"
+        fresh.mkdir()
+        verified = lockstep(fresh, "verify", "offline", env=env)  # its objects came too
+        assert verified.returncode == 0 and "IDENTICAL" in verified.stdout, verified.stderr
+    down = lockstep(fresh, "runs", env=env)
+    assert down.returncode == 1 and "cannot reach the lockstep server" in down.stderr
+
+
+def test_a_frozen_server_does_not_hold_training_back(tmp_path: Path) -> None:
+    """SIGSTOP: the server accepts connections and never answers. Clients give up on it
+    after LOCKSTEP_SERVER_TIMEOUT, spool, and finish; after SIGCONT every point is
+    there once."""
+    served_dir = tmp_path / "served"
+    served_dir.mkdir()
+    port = free_port()
+    steps = 20_000
+    env = clean_env(
+        LOCKSTEP_TRACKING_URI=f"http://127.0.0.1:{port}",
+        LOCKSTEP_FLUSH_INTERVAL="0.05",
+        LOCKSTEP_SERVER_TIMEOUT="1",
+    )
+    with serving(served_dir, port=port) as (url, server):
+        workdir = tmp_path / "client"
+        workdir.mkdir()
+        client = subprocess.Popen(
+            [sys.executable, "-c", LOGGER, str(steps), "frozen"],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while not httpx.get(f"{url}{RUNS}").json()["runs"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        server.send_signal(signal.SIGSTOP)
+        try:
+            _out, err = client.communicate(timeout=120)  # finishes while the server sleeps
+        finally:
+            server.send_signal(signal.SIGCONT)
+        assert client.returncode == 0, err
+        assert "does not answer" in err
+        listed = lockstep(workdir, "runs", "--json", env={"LOCKSTEP_TRACKING_URI": url})
+        [run] = json.loads(listed.stdout)
+        assert run["status"] == "finished"
+        for key in ("x", "y"):
+            stored = _points(url, run["id"], key)
+            assert len(stored) == steps and (np.sort(stored) == np.arange(steps)).all()

@@ -116,7 +116,9 @@ def run_from_wire(doc: dict[str, Any]) -> RunRecord:
 
 def retrying(send: Callable[[], Any], url: str, attempts: int = 3) -> Any:
     """send() (an httpx request), tried again on a connection error with a growing pause;
-    after the last, one ServerUnreachable line naming the server."""
+    after the last, one ServerUnreachable line naming the server. A server that takes
+    longer than the client's timeout is not asked again: it counts as down at once, so
+    a write goes to the spool instead of holding the writer (and its buffer) back."""
     import time
 
     import httpx
@@ -127,6 +129,9 @@ def retrying(send: Callable[[], Any], url: str, attempts: int = 3) -> Any:
     for attempt in range(attempts):
         try:
             return send()
+        except httpx.TimeoutException as exc:
+            last = exc
+            break
         except httpx.TransportError as exc:
             last = exc
             time.sleep(0.2 * (attempt + 1))

@@ -660,13 +660,22 @@ def _record_held(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome
         job.stderr.flush()
     if inputs or outputs:
         workspace.meta.add_artifacts(run.id, [*inputs, *outputs])
-    if inputs or outputs:
         from lockstep.data.api import link_files
-
-        link_files(workspace, run.id, {a.path: (a.digest, a.kind) for a in (*inputs, *outputs)})
+        from lockstep.errors import ServerUnreachable
         from lockstep.models.api import link_inputs
 
-        link_inputs(workspace, run.id, [a.digest for a in inputs if a.size > 0])
+        try:
+            linked = {a.path: (a.digest, a.kind) for a in (*inputs, *outputs)}
+            link_files(workspace, run.id, linked)
+            link_inputs(workspace, run.id, [a.digest for a in inputs if a.size > 0])
+        except ServerUnreachable:
+            # The links name versions only the server knows; the files are recorded with
+            # their digests, which lineage follows anyway.
+            if job.stderr is not None:
+                job.stderr.write(
+                    b"lockstep: the run's files could not be linked to dataset and model "
+                    b"versions while the server is down; lineage still finds them by content\n"
+                )
 
     errors = [f"pid {r['pid']}: {e}" for r in reports for e in r.get("errors", [])]
     fingerprints = _read_fingerprints(capture_dir, main)

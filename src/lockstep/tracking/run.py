@@ -52,6 +52,7 @@ class Run:
             run_id,
             flush_interval=workspace.settings.flush_interval,
             heartbeat_interval=workspace.settings.heartbeat_interval,
+            new_run=owner,
         )
         self._add = self._writer.buffer.add
         self._finished = False

@@ -162,7 +162,14 @@ def drop_earlier_outputs(code: dict[str, Any], meta: MetaStore, project_root: Pa
             return str(absolute)
 
     keyed = [(project_path(f["path"]), f) for f in files]
-    outputs = meta.recorded_outputs([path for path, _ in keyed])
+    from lockstep.errors import ServerUnreachable
+
+    try:
+        outputs = meta.recorded_outputs([path for path, _ in keyed])
+    except ServerUnreachable:
+        # A server that is down cannot say; every file stays in the code (more is
+        # recorded, never less, and the run goes on).
+        outputs = set()
     code["files"] = [f for path, f in keyed if (path, f["digest"]) not in outputs]
     code["excluded_outputs"] = [f["path"] for path, f in keyed if (path, f["digest"]) in outputs]
 

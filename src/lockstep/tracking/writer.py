@@ -101,6 +101,7 @@ class MetricWriter:
         *,
         flush_interval: float,
         heartbeat_interval: float,
+        new_run: bool = False,
     ) -> None:
         self.meta = meta
         self.run_id = run_id
@@ -110,7 +111,9 @@ class MetricWriter:
         # Taken from the buffer but not yet stored, per key in logging order (a failed
         # write is retried first).
         self._pending: dict[str, tuple[Any, Any, Any]] = {}
-        self._seqs, self._summaries = meta.metric_state(run_id)
+        # A run this process has just created holds no metrics: nothing to ask (and a
+        # server that stopped answering since cannot hold it up).
+        self._seqs, self._summaries = ({}, {}) if new_run else meta.metric_state(run_id)
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
         self._last_beat = time.monotonic()
