@@ -220,50 +220,32 @@ def test_the_cli_against_an_auth_server(server: Server, tmp_path: Path) -> None:
     assert "read-only" in refused.stderr and "Traceback" not in refused.stderr
 
 
+def login(
+    url: str, work: Path, token: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """`lockstep login URL --project beta`, the token on standard input."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LOCKSTEP_")}
+    return subprocess.run(
+        [sys.executable, "-m", "lockstep", "login", url, "--project", "beta", "--token-stdin"],
+        cwd=work,
+        input=token + "\n",
+        capture_output=True,
+        text=True,
+        env={**base, **env},
+        check=False,
+    )
+
+
 def test_login_keeps_the_token_out_of_the_project(server: Server, tmp_path: Path) -> None:
     token = server.token("ann", "beta", "write")
     work = tmp_path / "work"
     work.mkdir()
     config_home = tmp_path / "config"
     env = {"XDG_CONFIG_HOME": str(config_home)}
-    wrong = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lockstep",
-            "login",
-            server.url,
-            "--project",
-            "beta",
-            "--token-stdin",
-        ],
-        cwd=work,
-        input="lst_wrong\n",
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        check=False,
-    )
+    wrong = login(server.url, work, "lst_wrong", env)
     assert wrong.returncode == 1 and "wrong or revoked" in wrong.stderr
     assert not (config_home / "lockstep" / "credentials.toml").exists()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lockstep",
-            "login",
-            server.url,
-            "--project",
-            "beta",
-            "--token-stdin",
-        ],
-        cwd=work,
-        input=token + "\n",
-        capture_output=True,
-        text=True,
-        env={**{k: v for k, v in os.environ.items() if not k.startswith("LOCKSTEP_")}, **env},
-        check=False,
-    )
+    done = login(server.url, work, token, env)
     assert done.returncode == 0, done.stderr
     assert "as ann (write)" in done.stdout
     kept = config_home / "lockstep" / "credentials.toml"

@@ -21,6 +21,12 @@ print("accuracy 0.5")
 """
 
 
+def register(where: Path, alias: str, env: dict[str, str]) -> object:
+    """The run fit's model.bin as model clf, with an alias."""
+    args = ["models", "register", "clf", "--run", "fit", "--path", "model.bin"]
+    return lockstep(where, *args, "--alias", alias, env=env)
+
+
 def ok(result: object) -> str:
     assert result.returncode == 0, result.stdout + result.stderr  # type: ignore[attr-defined]
     return str(result.stdout)  # type: ignore[attr-defined]
@@ -37,19 +43,7 @@ def test_datasets_models_and_lineage_against_the_server(server: str, tmp_path: P
     assert "added     b.csv" in ok(lockstep(writer, "data", "status", env=env))
     ok(lockstep(writer, "data", "add", "data", "-m", "second", env=env))
     ok(lockstep(writer, "run", "--name", "fit", "--", sys.executable, "train.py", env=env))
-    registered = lockstep(
-        writer,
-        "models",
-        "register",
-        "clf",
-        "--run",
-        "fit",
-        "--path",
-        "model.bin",
-        "--alias",
-        "staging",
-        env=env,
-    )
+    registered = register(writer, "staging", env)
     assert "clf@v1" in ok(registered)
     assert not (writer / ".lockstep" / "lockstep.db").exists()
 
@@ -198,20 +192,7 @@ def test_push_to_and_pull_from_a_server(server: str, tmp_path: Path) -> None:
     (local / "train.py").write_text(TRAIN)
     ok(lockstep(local, "data", "add", "data"))
     ok(lockstep(local, "run", "--name", "fit", "--", sys.executable, "train.py"))
-    ok(
-        lockstep(
-            local,
-            "models",
-            "register",
-            "clf",
-            "--run",
-            "fit",
-            "--path",
-            "model.bin",
-            "--alias",
-            "prod",
-        )
-    )
+    ok(register(local, "prod", {}))
     ok(lockstep(local, "remote", "add", "team", server))
     pushed = ok(lockstep(local, "push"))
     assert "1 runs, 1 datasets, 1 models" in pushed
