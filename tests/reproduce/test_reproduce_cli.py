@@ -64,8 +64,11 @@ def test_verify_reruns_from_the_record_identical_with_ignored_data_restored(
     assert unseeded.returncode == 0, unseeded.stderr
     # The data is git-ignored and now gone: the rerun restores it from the store.
     (project / "data" / "points.csv").unlink()
-    result = lockstep(project, "verify", "base", "--json")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    result = lockstep(project, "verify", "base", "--json", env={"TMPDIR": str(scratch)})
     assert result.returncode == 0, result.stderr
+    assert list(scratch.iterdir()) == []  # the rebuilt tree is gone, with its directory
     verdict = json.loads(result.stdout)
     assert verdict["verdict"] == "IDENTICAL"
     assert {m["name"] for m in verdict["metrics"]} == {"loss"}

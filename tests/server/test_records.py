@@ -4,7 +4,9 @@ records calls."""
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -241,12 +243,18 @@ def test_a_hostile_push_is_refused_whole(server: str, tmp_path: Path) -> None:
         ],
     }
     base = f"{server}/api/v1/projects/default/documents"
+    # What a push that never ended staged two days ago is swept by the next push.
+    stale = tmp_path / "served" / ".lockstep" / "incoming" / ("cd" * 16)
+    (stale / "meta" / "runs").mkdir(parents=True)
+    old = time.time() - 2 * 24 * 3600
+    os.utime(stale, (old, old))
     assert (
         httpx.put(
             f"{base}/runs/{run_id}.json", params={"session": session}, content=json.dumps(doc)
         ).status_code
         == 204
     )
+    assert not stale.exists()
     refused = httpx.post(f"{base}/import", params={"session": session})
     assert refused.status_code == 400, refused.text
     assert "refused runs/" in refused.json()["error"] and "artifacts[0].path" in refused.text

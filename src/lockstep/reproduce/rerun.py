@@ -7,6 +7,7 @@ environment and this one (Python, packages, hardware) is reported.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
@@ -209,6 +210,9 @@ def run_recipe(
             cleanup(recipe, workdir)
             if env_dir is not None:
                 shutil.rmtree(env_dir, ignore_errors=True)
+            if options.workdir is None:  # the temporary directory made for it, too
+                with contextlib.suppress(OSError):
+                    workdir.parent.rmdir()
     return result, workdir
 
 

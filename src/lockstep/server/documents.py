@@ -39,8 +39,28 @@ def _document_name(kind: str, name: str) -> str:
     return f"{kind}/{name}"
 
 
+# A push that never ended leaves its staged documents; they go after this long.
+STALE_SECONDS = 24 * 3600
+
+
 def _staging(project: Project, session: str) -> Path:
     return project.workspace().store_dir / "incoming" / session
+
+
+def _drop_stale(project: Project) -> None:
+    """Remove what pushes that never ended staged more than STALE_SECONDS ago."""
+    import time
+
+    incoming = project.workspace().store_dir / "incoming"
+    if not incoming.is_dir():
+        return
+    cutoff = time.time() - STALE_SECONDS
+    for staged in incoming.iterdir():
+        try:
+            if staged.stat().st_mtime < cutoff:
+                shutil.rmtree(staged, ignore_errors=True)
+        except FileNotFoundError:
+            continue  # another request removed it
 
 
 def list_documents(project: Project, kind: str) -> list[str]:
@@ -109,7 +129,10 @@ def add_routes(api: APIRouter) -> None:
     ) -> Response:
         """One document of a push, kept until the push ends (nothing imported yet)."""
         relative = _document_name(kind, name)
-        target = _staging(project, _session(session)) / "meta" / relative
+        staging = _staging(project, _session(session))
+        if not staging.exists():  # a new push: a moment to sweep what old ones left
+            await run_in_threadpool(_drop_stale, project)
+        target = staging / "meta" / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         with open(fd, "wb") as handle:
