@@ -62,7 +62,7 @@ class Settings:
             server_timeout=_positive(env, "LOCKSTEP_SERVER_TIMEOUT", 10.0),
             attach_run_id=env.get("LOCKSTEP_RUN_ID") or None,
             run_seed=int(env["LOCKSTEP_SEED"]) if env.get("LOCKSTEP_SEED", "").isdigit() else None,
-            tracking_uri=_server_url(env.get("LOCKSTEP_TRACKING_URI"), "LOCKSTEP_TRACKING_URI"),
+            tracking_uri=server_url(env.get("LOCKSTEP_TRACKING_URI"), "LOCKSTEP_TRACKING_URI"),
             token=env.get("LOCKSTEP_TOKEN") or None,
             project=_project(env.get("LOCKSTEP_PROJECT"), "LOCKSTEP_PROJECT"),
         )
@@ -94,7 +94,7 @@ class Settings:
             raise UsageError(f"cannot read {path}: {exc}; fix or remove the file") from None
         check_config(config, path)
         meta = config.get("meta", {})
-        server = _server_url(config.get("server", {}).get("url"), f"{path}: [server] url")
+        server = server_url(config.get("server", {}).get("url"), f"{path}: [server] url")
         project = _project(config.get("server", {}).get("project"), f"{path}: [server] project")
         return replace(
             self,
@@ -105,7 +105,7 @@ class Settings:
         )
 
 
-def _server_url(value: str | None, where: str) -> str | None:
+def server_url(value: str | None, where: str) -> str | None:
     """A server's address: http:// or https://, nothing else."""
     if not value:
         return None

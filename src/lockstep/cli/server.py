@@ -84,10 +84,11 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
         from lockstep import credentials
         from lockstep.core import validate
         from lockstep.remote.meta import HttpMetaStore
-        from lockstep.settings import _server_url, write_config
+        from lockstep.settings import server_url as parse_url
+        from lockstep.settings import write_config
         from lockstep.workspace import locate
 
-        server_url = _server_url(url, "URL")
+        server_url = parse_url(url, "URL")
         assert server_url is not None
         validate.project(project_name)
         if token_stdin:
@@ -201,7 +202,7 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
         if s3:
             from lockstep.objects.remote import S3Remote
 
-            S3Remote(s3, endpoint_url)._list("")  # the bucket answers now, or one line
+            S3Remote(s3, endpoint_url).require()  # the bucket answers now, or one line
             objects = (store_dir / "cache" / "server-objects").resolve()
         else:
             if endpoint_url:

@@ -172,6 +172,11 @@ class S3Remote:
         except boto.BotoCoreError as exc:
             raise RemoteError(f"{where}: {exc}") from None
 
+    def require(self) -> None:
+        """The bucket exists and these credentials reach it (one request, no listing)."""
+        with self._errors():
+            self.client.head_bucket(Bucket=self.bucket)
+
     def _key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
 

@@ -124,7 +124,6 @@ class HttpMetaStore:
         # The local store whose objects this client's runs recorded: sent to the server
         # when the run finishes, so another machine can rerun it.
         self._local_objects = local_objects
-        self._needs: dict[str, set[str]] = {}
 
     @classmethod
     def open(
@@ -155,7 +154,7 @@ class HttpMetaStore:
 
     def _send(self, run_id: str, op: str, body: dict[str, Any], replayed: bool = False) -> None:
         if op == "upload_objects":
-            self._upload(run_id, body["digests"])
+            self._upload(run_id)
             return
         method, path, compress = _ROUTES[op]
         self._request(
@@ -194,17 +193,17 @@ class HttpMetaStore:
                     spool.directory,
                 )
 
-    def _upload(self, run_id: str, digests: Sequence[str]) -> None:
-        """Send the server the run's objects it lacks and the local store holds: those
-        named here and those its record names (other processes of the run, such as the
-        training script, recorded artifacts too)."""
+    def _upload(self, run_id: str) -> None:
+        """Send the server the run's objects it lacks and the local store holds: those its
+        record names, whichever process of the run recorded them (the training script
+        logs artifacts too). Read when sent, so a replay after an outage sends them all."""
         from lockstep.objects.store import LocalObjectStore
 
         if self._local_objects is None:
             return
         local = LocalObjectStore(self._local_objects)
         record = self.get_run(run_id)
-        named = {*digests, *(a.digest for a in record.artifacts)}
+        named = {a.digest for a in record.artifacts}
         named |= digests_named_in(record.sections)
         present = [d for d in sorted(named) if local.has(d)]
         for digest in self.objects.missing(present):
@@ -408,7 +407,6 @@ class HttpMetaStore:
         self._write(run_id, "set_note", {"note": note})
 
     def set_sections(self, run_id: str, sections: Mapping[str, Any]) -> None:
-        self._needs.setdefault(run_id, set()).update(digests_named_in(dict(sections)))
         self._write(run_id, "set_sections", {"sections": dict(sections)})
 
     def add_artifacts(self, run_id: str, artifacts: Sequence[Artifact]) -> None:
@@ -418,7 +416,6 @@ class HttpMetaStore:
                 for a in artifacts
             ]
         }
-        self._needs.setdefault(run_id, set()).update(a.digest for a in artifacts)
         self._write(run_id, "add_artifacts", body)
 
     def recorded_outputs(self, paths: Sequence[str]) -> set[tuple[str, str]]:
@@ -432,10 +429,9 @@ class HttpMetaStore:
     ) -> None:
         if not status.is_final:
             raise RunStateError(f"cannot finish run {run_id} as {status}")
-        needed = sorted(self._needs.pop(run_id, set()))
         if self._local_objects is not None:
             # Before the run reads as finished there, its objects are there too.
-            self._write(run_id, "upload_objects", {"digests": needed})
+            self._write(run_id, "upload_objects", {})
         self._write(
             run_id, "finish_run", {"status": str(status), "end_time": end_time, "error": error}
         )

@@ -6,6 +6,7 @@ server's own row, so a client cannot describe one into being."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -158,10 +159,16 @@ def _conforms(value: Any, hint: Any) -> bool:
     return False
 
 
-def _check_types(target: Callable[..., Any], bound: inspect.BoundArguments, name: str) -> None:
+@functools.cache
+def _hints(function: Callable[..., Any]) -> dict[str, Any]:
+    """A method's resolved annotations, worked out once (not on every request)."""
     import typing
 
-    hints = typing.get_type_hints(target)
+    return typing.get_type_hints(function)
+
+
+def _check_types(target: Callable[..., Any], bound: inspect.BoundArguments, name: str) -> None:
+    hints = _hints(getattr(target, "__func__", target))
     for argument, value in bound.arguments.items():
         if argument in hints and not _conforms(value, hints[argument]):
             raise UsageError(f"{name}: {argument} must be {hints[argument]}")
