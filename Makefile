@@ -1,11 +1,12 @@
 # make demo  - set up (if needed) and run the end-to-end demo
 # make test  - set up (if needed) and run lint, types and the whole test suite
+# make hub   - rebuild the hub's web assets from web/ (needs Node.js; the built files are committed)
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint pytest bench install clean
+.PHONY: demo test lint pytest bench install clean hub
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +29,10 @@ pytest: $(STAMP)
 	$(PY) -m pytest
 
 test: lint pytest
+
+hub:
+	cd web && npm ci --no-audit --no-fund && npm run build
+	python3 web/sources.py --write
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

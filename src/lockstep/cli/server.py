@@ -64,6 +64,69 @@ def _whoami() -> str:
         return f"uid{os.getuid()}@{socket.gethostname()}"
 
 
+def _serve(
+    url: str,
+    store_dir: Path,
+    objects: Path,
+    *,
+    s3: str | None,
+    endpoint_url: str | None,
+    auth: bool,
+    quiet: bool,
+    host: str,
+    port: int,
+    workers: int,
+    ssl: tuple[str, str] | None,
+    announce: bool = True,
+) -> None:
+    """Run the server (API and hub) until SIGTERM or Ctrl-C."""
+    import uvicorn
+
+    from lockstep.meta.store import MetaStore
+    from lockstep.server import factory
+
+    meta = MetaStore.open(url)  # migrated here once, before any worker starts
+    where = meta.location
+    meta.close()
+    scheme = "https" if ssl else "http"
+    if announce:
+        click.echo(
+            f"lockstep server on {scheme}://{host}:{port} serving {where}, objects in "
+            f"{s3 or objects}"
+            + (
+                ", tokens required (--auth)"
+                if auth
+                else " WITHOUT authentication (--insecure)"
+                if not _loopback(host)
+                else ", loopback only, no authentication (pass --auth for tokens)"
+            ),
+            err=True,
+        )
+    factory.configure(
+        url,
+        store_dir,
+        objects,
+        s3=s3,
+        endpoint_url=endpoint_url,
+        auth=auth,
+        access_log=not quiet,
+    )
+    # uvicorn stops on SIGTERM or Ctrl-C after answering the requests in flight
+    # (at most 30 s), then the stores are closed with what they committed.
+    uvicorn.run(
+        "lockstep.server.factory:build",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        ssl_certfile=ssl[0] if ssl else None,
+        ssl_keyfile=ssl[1] if ssl else None,
+    )
+
+
 def register(cli: click.Group, pass_context: Decorator) -> None:
     """Attach the server commands to the main group."""
 
@@ -184,11 +247,9 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
         if ctx.invoked_subcommand is not None:
             return
         try:
-            import uvicorn
+            import uvicorn  # noqa: F401
         except ImportError:
             raise UsageError("the server needs its extra: pip install 'lockstep[server]'") from None
-        from lockstep.meta.store import MetaStore
-        from lockstep.server import factory
 
         if not _loopback(host) and not auth and not insecure:
             raise UsageError(
@@ -208,44 +269,54 @@ def register(cli: click.Group, pass_context: Decorator) -> None:
             if endpoint_url:
                 raise UsageError("--endpoint-url goes with --objects s3://bucket/prefix")
             objects = (Path(objects_at) if objects_at else store_dir / "objects").resolve()
-        meta = MetaStore.open(url)  # migrated here once, before any worker starts
-        where = meta.location
-        meta.close()
-        scheme = "https" if ssl_certfile else "http"
-        click.echo(
-            f"lockstep server on {scheme}://{host}:{port} serving {where}, objects in "
-            f"{s3 or objects}"
-            + (
-                ", tokens required (--auth)"
-                if auth
-                else " WITHOUT authentication (--insecure)"
-                if not _loopback(host)
-                else ", loopback only, no authentication (pass --auth for tokens)"
-            ),
-            err=True,
-        )
-        factory.configure(
+        _serve(
             url,
             store_dir,
             objects,
             s3=s3,
             endpoint_url=endpoint_url,
             auth=auth,
-            access_log=not quiet,
-        )
-        # uvicorn stops on SIGTERM or Ctrl-C after answering the requests in flight
-        # (at most 30 s), then the stores are closed with what they committed.
-        uvicorn.run(
-            "lockstep.server.factory:build",
-            factory=True,
+            quiet=quiet,
             host=host,
             port=port,
             workers=workers,
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=30,
-            ssl_certfile=ssl_certfile,
-            ssl_keyfile=ssl_keyfile,
+            ssl=(ssl_certfile, ssl_keyfile) if ssl_certfile and ssl_keyfile else None,
+        )
+
+    @cli.command("ui")
+    @click.option(
+        "--port", default=5100, show_default=True, type=click.IntRange(0, 65535), help="Port."
+    )
+    @click.option("--open", "open_browser", is_flag=True, help="Open the hub in a browser.")
+    @click.pass_context
+    def ui(ctx: click.Context, port: int, open_browser: bool) -> None:
+        """Serve the hub on this project's store at http://127.0.0.1:PORT (loopback only,
+        no login; for a team, lockstep server serves the same hub)."""
+        try:
+            import uvicorn  # noqa: F401
+        except ImportError:
+            raise UsageError("the hub needs its extra: pip install 'lockstep[server]'") from None
+        url, store_dir = served_store(ctx.obj, None)
+        address = f"http://127.0.0.1:{port}/"
+        if open_browser:
+            import threading
+            import webbrowser
+
+            threading.Timer(1.0, webbrowser.open, (address,)).start()
+        click.echo(f"lockstep hub on {address} (Ctrl-C to stop)", err=True)
+        _serve(
+            url,
+            store_dir,
+            (store_dir / "objects").resolve(),
+            s3=None,
+            endpoint_url=None,
+            auth=False,
+            quiet=True,
+            host="127.0.0.1",
+            port=port,
+            workers=1,
+            ssl=None,
+            announce=False,
         )
 
     @server.command("migrate")

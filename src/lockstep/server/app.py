@@ -559,16 +559,30 @@ def create_app(projects: Projects, *, auth: bool = False) -> FastAPI:
 
     @api.get("/runs/{run_id}/history")
     def history(
-        meta: Meta, run_id: str, key: str, max_points: int = Query(2000, ge=2, le=MAX_POINTS)
+        meta: Meta,
+        run_id: str,
+        key: str,
+        max_points: int = Query(2000, ge=2, le=MAX_POINTS),
+        min_step: int | None = None,
+        max_step: int | None = None,
     ) -> dict[str, Any]:
-        """A metric series, downsampled to at most max_points (min and max per bucket)."""
+        """A metric series, downsampled to at most max_points (min and max per bucket);
+        with min_step or max_step, only the points in that range of steps (a zoom)."""
         from lockstep.tracking.history import MetricHistory
 
         series = MetricHistory.from_chunks(key, meta.metric_chunks(_existing(meta, run_id), key))
-        steps, values, times = downsample(series.steps, series.values, series.times, max_points)
+        steps, values, times = series.steps, series.values, series.times
+        if min_step is not None or max_step is not None:
+            inside = (steps >= (min_step if min_step is not None else steps.min(initial=0))) & (
+                steps <= (max_step if max_step is not None else steps.max(initial=0))
+            )
+            steps, values, times = steps[inside], values[inside], times[inside]
+        in_range = len(steps)
+        steps, values, times = downsample(steps, values, times, max_points)
         return {
             "key": key,
             "points": len(series),
+            "in_range": in_range,
             "steps": steps.tolist(),
             "values": [wire.number(v) for v in values.tolist()],
             "times": times.tolist(),
@@ -597,13 +611,16 @@ def create_app(projects: Projects, *, auth: bool = False) -> FastAPI:
     def revoke_token(project: Scope, token_id: str) -> dict[str, Any]:
         return projects.access.revoke(token_id, project.name).to_json()
 
-    from lockstep.server import catalog, documents, objects, records
+    from lockstep.server import catalog, documents, hub, objects, records
 
+    hub.add_api_routes(api)
     catalog.add_routes(api)
     objects.add_routes(api)
     records.add_routes(api)
     documents.add_routes(api)
     app.include_router(api)
+    hub.add_site(app)
     app.add_middleware(BodyLimit)
+    app.add_middleware(hub.SecurityHeaders)
     app.add_middleware(Observe, observed=observed)  # outermost: sees every answer
     return app

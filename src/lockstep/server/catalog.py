@@ -35,6 +35,23 @@ def add_routes(api: APIRouter) -> None:
             raise DatasetNotFound(name)
         return {"versions": [v.to_json() for v in found]}
 
+    @api.get("/datasets/{name}/versions/{number}")
+    def dataset_version(project: Scope, name: str, number: int) -> dict[str, Any]:
+        """One version: its files (path, digest, size) and the runs that used or made it."""
+        records = project.workspace().dataset_records()
+        found = [v for v in records.versions(_name(name, DatasetNotFound)) if v.number == number]
+        if not found:
+            raise DatasetNotFound(f"{name}@v{number}")
+        version = found[0]
+        return {
+            **version.to_json(),
+            "file_list": [
+                {"path": f.path, "digest": f.digest, "size": f.size}
+                for f in records.files(version.id)
+            ],
+            "runs": [{"run": run, "role": role} for run, role in records.runs_of(version.id)],
+        }
+
     @api.get("/models")
     def models(project: Scope) -> dict[str, Any]:
         """Each model's newest version, with every alias of the model."""

@@ -13,6 +13,16 @@ from lockstep.server.access import Token
 from lockstep.server.projects import Project
 
 API = "/api/v1"
+TOKEN_COOKIE = "lockstep_token"
+CSRF_COOKIE = "lockstep_csrf"
+CSRF_HEADER = "x-csrf-token"
+
+
+def _csrf_ok(request: Request) -> bool:
+    import hmac
+
+    sent, kept = request.headers.get(CSRF_HEADER, ""), request.cookies.get(CSRF_COOKIE, "")
+    return bool(kept) and hmac.compare_digest(sent.encode(), kept.encode())
 
 
 def run_id_of(value: str) -> str:
@@ -37,6 +47,14 @@ def request_token(request: Request) -> Token | None:
     if not state.auth:
         return None
     scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    if not request.headers.get("authorization") and TOKEN_COOKIE in request.cookies:
+        # The hub's login cookie; a write with it must also prove it comes from the
+        # hub's own page (double submit: a cross-site page cannot read the CSRF cookie).
+        scheme, secret = "bearer", request.cookies[TOKEN_COOKIE]
+        if request.method not in ("GET", "HEAD") and not _csrf_ok(request):
+            raise AccessDenied(
+                "a write with the hub's login cookie needs its CSRF token; reload the page"
+            )
     if scheme.lower() != "bearer" or not secret.strip():
         raise NotAuthenticated(
             "this server needs a token: set LOCKSTEP_TOKEN or run lockstep login URL"

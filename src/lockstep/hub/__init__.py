@@ -1,0 +1,1 @@
+"""The hub's built web assets (sources in web/, built by make hub)."""
