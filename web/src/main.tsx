@@ -42,6 +42,7 @@ function ThemeToggle() {
 
 interface Who {
   auth: boolean;
+  logged_in: boolean;
   user?: string;
   project?: string;
   role?: string;
@@ -113,21 +114,26 @@ function Page({ project, rest }: { project: string; rest: string[] }) {
 
 function App() {
   const { path } = useRoute();
-  const who = useLoad(() => request<Who>("/api/v1/whoami"), [path === "/login"]);
+  const who = useLoad(() => request<Who>("/api/v1/hub/session"), [path === "/login"]);
   useEffect(() => {
     document.addEventListener("click", onLinkClick);
     return () => document.removeEventListener("click", onLinkClick);
   }, []);
-  const unauthenticated = who.error instanceof ApiError && who.error.status === 401;
+  // Judged on a settled answer only: right after a login the previous one is stale.
+  const unauthenticated =
+    !who.loading &&
+    ((who.data !== null && !who.data.logged_in) ||
+      (who.error instanceof ApiError && who.error.status === 401));
   useEffect(() => {
     if (unauthenticated && path !== "/login") navigate(`/login?next=${encodeURIComponent(location.pathname + location.search)}`, { replace: true });
-    if (who.data && (path === "/" || path === "")) {
+    if (who.data?.logged_in && (path === "/" || path === "")) {
       navigate(`/p/${encodeURIComponent(who.data.project ?? "default")}/runs`, { replace: true });
     }
   }, [unauthenticated, who.data, path]);
-  if (path === "/login") return <LoginPage onDone={who.reload} />;
-  if (who.loading && !who.data) return <Loading label="Opening the hub" />;
-  if (who.error) return unauthenticated ? null : <ErrorLine error={who.error} />;
+  if (path === "/login") return <LoginPage />;
+  if (who.loading) return <Loading label="Opening the hub" />;
+  if (unauthenticated) return null;
+  if (who.error) return <ErrorLine error={who.error} />;
   const parts = path.split("/").filter(Boolean);
   if (parts[0] !== "p" || !parts[1]) return <Loading label="Opening the hub" />;
   const project = decodeURIComponent(parts[1]);

@@ -184,6 +184,28 @@ def add_api_routes(api: APIRouter) -> None:
             answer["total"] = meta.count(experiment=experiment or None, where=where)
         return answer
 
+    @api.get("/hub/check")
+    def check_filter(filter: str = "", sort: str = "") -> dict[str, Any]:
+        """Whether a filter and a sort parse, and where they do not (200 either way: a
+        typo in the search box is not a failed request)."""
+        from lockstep.errors import InvalidFilter
+
+        try:
+            parse_filter(filter)
+            if sort:
+                parse_sort(sort)
+        except InvalidFilter as exc:
+            return {
+                "ok": False,
+                "error": {
+                    "message": str(exc),
+                    "expression": exc.expression,
+                    "column": exc.column,
+                    "problem": exc.problem,
+                },
+            }
+        return {"ok": True}
+
     @api.get("/hub/keys")
     def run_keys(meta: Meta, experiment: str | None = None) -> dict[str, Any]:
         """The param, metric and tag keys the runs use: the grid's column choices."""
@@ -368,11 +390,19 @@ def add_site(app: FastAPI) -> None:
             raise UsageError("give the token to log in with")
         token = state.projects.access.authenticate(secret.strip()) if state.auth else None
         if state.auth and token is None:
-            raise NotAuthenticated("the server does not know this token (wrong or revoked)")
+            # 200 with the reason: a mistyped token is the form's answer, not a failure
+            # of the page (the API itself still answers 401 to an unknown bearer token).
+            return JSONResponse(
+                {
+                    "ok": False,
+                    "error": "the server does not know this token (wrong or revoked); "
+                    "ask an admin for a new one",
+                }
+            )
         answer = JSONResponse(
-            {"user": token.user, "project": token.project, "role": token.role}
+            {"ok": True, "user": token.user, "project": token.project, "role": token.role}
             if token
-            else {"auth": False}
+            else {"ok": True, "auth": False}
         )
         secure = request.url.scheme == "https"
         answer.set_cookie(
@@ -392,6 +422,27 @@ def add_site(app: FastAPI) -> None:
             path="/",
         )
         return answer
+
+    @app.get(API + "/hub/session", include_in_schema=False)
+    def session(request: Request) -> dict[str, Any]:
+        """Who the page is logged in as; never 401, so the page can decide to show its
+        login form without a failed request."""
+        from lockstep.server.scope import request_token
+
+        if not request.app.state.auth:
+            return {"auth": False, "logged_in": True}
+        try:
+            token = request_token(request)
+        except NotAuthenticated:
+            return {"auth": True, "logged_in": False}
+        assert token is not None
+        return {
+            "auth": True,
+            "logged_in": True,
+            "user": token.user,
+            "project": token.project,
+            "role": token.role,
+        }
 
     @app.post(API + "/hub/logout", include_in_schema=False)
     def logout() -> JSONResponse:

@@ -2,20 +2,26 @@
 // script on the page can read it.
 import { useState } from "preact/hooks";
 import { request } from "../api";
-import { navigate } from "../route";
 import { ErrorLine } from "../ui";
 
-export function LoginPage({ onDone }: { onDone: () => void }) {
+export function LoginPage() {
   const [token, setToken] = useState("");
   const [error, setError] = useState<Error | null>(null);
   const submit = (event: Event) => {
     event.preventDefault();
-    request<{ project?: string }>("/api/v1/hub/login", { method: "POST", body: JSON.stringify({ token }) }).then(
+    request<{ ok: boolean; error?: string; project?: string }>("/api/v1/hub/login", {
+      method: "POST",
+      body: JSON.stringify({ token }),
+    }).then(
       (who) => {
+        if (!who.ok) {
+          setError(new Error(who.error ?? "the token was refused"));
+          return;
+        }
         setToken("");
-        onDone();
+        // A fresh page load: every view starts from the new session, none from the old.
         const next = new URLSearchParams(location.search).get("next");
-        navigate(next && next.startsWith("/p/") ? next : `/p/${encodeURIComponent(who.project ?? "default")}/runs`);
+        location.assign(next && next.startsWith("/p/") ? next : `/p/${encodeURIComponent(who.project ?? "default")}/runs`);
       },
       (failure: Error) => setError(failure),
     );

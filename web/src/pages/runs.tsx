@@ -2,7 +2,7 @@
 // metrics, tags and attributes, lockstep's filter grammar, sort, group by a param,
 // live updates, selection for compare, CSV export. All of it lives in the URL.
 import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { ApiError, GridRun, RunsPage as Page, projectApi, query, request } from "../api";
+import { GridRun, RunsPage as Page, projectApi, query, request } from "../api";
 import { duration, number, value, when } from "../format";
 import { Column, Grid } from "../grid";
 import { navigate, setParams, useRoute } from "../route";
@@ -10,6 +10,18 @@ import { ErrorLine, Loading, StatusPill, VerdictBadge, useLoad } from "../ui";
 
 const PAGE = 100;
 const LIVE_EVERY_MS = 3000;
+
+interface FilterProblem {
+  message: string;
+  expression: string;
+  column: number;
+  problem: string;
+}
+
+interface Check {
+  ok: boolean;
+  error?: FilterProblem;
+}
 
 interface Keys {
   params: string[];
@@ -122,6 +134,7 @@ export function RunsPage({ project }: { project: string }) {
   const generation = useRef(0);
   const view = useRef({ start: 0, end: 0 });
   const [firstKeys, setFirstKeys] = useState<Keys | null>(null);
+  const [filterError, setFilterError] = useState<FilterProblem | null>(null);
 
   const fetchPage = useCallback(
     (page: number, withTotal: boolean) => {
@@ -162,7 +175,19 @@ export function RunsPage({ project }: { project: string }) {
     pages.current = new Map();
     pending.current = new Set();
     setTotal(null);
-    fetchPage(0, true)?.then((answer) => {
+    setFilterError(null);
+    const mine = generation.current;
+    const checked = filter || sort
+      ? request<Check>(`${api}/hub/check${query({ filter, sort })}`)
+      : Promise.resolve<Check>({ ok: true });
+    checked.then((check) => {
+      if (mine !== generation.current) return;
+      if (!check.ok) {
+        setFilterError(check.error ?? null);
+        setTotal(0);
+        return;
+      }
+      fetchPage(0, true)?.then((answer) => {
       if (!answer || firstKeys) return;
       const keys: Keys = { params: [], metrics: [], tags: [] };
       const seen = { params: new Set<string>(), metrics: new Set<string>(), tags: new Set<string>() };
@@ -173,7 +198,8 @@ export function RunsPage({ project }: { project: string }) {
       keys.params = [...seen.params].sort();
       keys.metrics = [...seen.metrics].sort();
       setFirstKeys(keys);
-    });
+      });
+    }, setError);
   }, [fetchPage]);
 
   const onRange = useCallback(
@@ -280,7 +306,6 @@ export function RunsPage({ project }: { project: string }) {
     sort,
     columns: chosen.map(exportColumn).filter(Boolean).join(","),
   })}`;
-  const filterError = error instanceof ApiError && error.kind === "InvalidFilter" ? error : null;
 
   return (
     <section class="page runs-page" aria-labelledby="runs-title">
@@ -303,7 +328,7 @@ export function RunsPage({ project }: { project: string }) {
         </span>
       </header>
       <FilterBox value={filter} error={filterError} />
-      {error && !filterError ? <ErrorLine error={error} /> : null}
+      {error ? <ErrorLine error={error} /> : null}
       <div class="toolbar" role="toolbar" aria-label="Runs actions">
         <ColumnChooser api={api} experiment={experiment} chosen={chosen} onChange={setColumns} />
         <GroupChooser api={api} experiment={experiment} group={group} />
@@ -335,7 +360,7 @@ export function RunsPage({ project }: { project: string }) {
         />
       ) : total === null ? (
         <Loading label="Loading runs" />
-      ) : total === 0 && !error ? (
+      ) : total === 0 && !error && !filterError ? (
         <p class="muted">No runs match. Start one with lockstep run -- python train.py.</p>
       ) : (
         <Grid
@@ -356,10 +381,10 @@ export function RunsPage({ project }: { project: string }) {
   );
 }
 
-function FilterBox({ value: current, error }: { value: string; error: ApiError | null }) {
+function FilterBox({ value: current, error }: { value: string; error: FilterProblem | null }) {
   const [text, setText] = useState(current);
   useEffect(() => setText(current), [current]);
-  const column = error ? Number(error.context.column ?? 0) : 0;
+  const column = error ? error.column : 0;
   return (
     <form
       class="filter"
@@ -384,12 +409,12 @@ function FilterBox({ value: current, error }: { value: string; error: ApiError |
       {error ? (
         <div id="filter-error" class="filter-error" role="alert">
           <pre aria-hidden="true">
-            {String(error.context.expression ?? text)}
+            {error.expression}
             {"\n"}
             {" ".repeat(Math.max(0, column - 1))}^
           </pre>
           <span>
-            column {column}: {String(error.context.problem ?? error.message)}
+            column {column}: {error.problem}
           </span>
         </div>
       ) : null}
