@@ -202,14 +202,24 @@ export function RunsPage({ project }: { project: string }) {
     }, setError);
   }, [fetchPage]);
 
+  // At most two windows in flight, always the ones in view now: a fast scroll past
+  // thousands of rows asks only for where it stops, not for every page on the way.
+  const pump = useCallback(() => {
+    const { start, end } = view.current;
+    const first = Math.floor(start / PAGE);
+    const last = Math.floor(Math.max(start, end - 1) / PAGE);
+    for (let page = first; page <= last && pending.current.size < 2; page++) {
+      if (!pages.current.has(page) && !pending.current.has(page)) {
+        fetchPage(page, false)?.finally(() => pump());
+      }
+    }
+  }, [fetchPage]);
   const onRange = useCallback(
     (start: number, end: number) => {
       view.current = { start, end };
-      for (let page = Math.floor(start / PAGE); page <= Math.floor((end - 1) / PAGE); page++) {
-        if (!pages.current.has(page) && !pending.current.has(page)) fetchPage(page, false);
-      }
+      pump();
     },
-    [fetchPage],
+    [pump],
   );
 
   // Live: while a run in view is running, its window is fetched again every few seconds.
