@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -315,7 +316,7 @@ def main() -> None:
     def seconds(value: float | None) -> str:
         if value is None:
             return "-"
-        return "not shown in 60 s" if value != value else f"{value * 1000:,.0f} ms"
+        return "not shown in 60 s" if math.isnan(value) else f"{value * 1000:,.0f} ms"
 
     rows = [
         (
@@ -332,12 +333,12 @@ def main() -> None:
         ("zoom: detail fetched and drawn", "zoom_detail_s", "<= 300 ms"),
         ("compare 50 runs drawn", "compare_50_s", "<= 1 s"),
     ]
-    print(f"\n| case | lockstep | MLflow UI | ratio | target |\n|---|---|---|---|---|")
+    print("\n| case | lockstep | MLflow UI | ratio | target |\n|---|---|---|---|---|")
     for label, key, target in rows:
         ours, theirs = mine.get(key), peer.get(key)
         ratio = (
             f"{theirs / ours:.1f}x"
-            if ours and theirs and theirs == theirs and ours == ours
+            if ours and theirs and not math.isnan(theirs) and not math.isnan(ours)
             else "-"
         )
         print(f"| {label} | {seconds(ours)} | {seconds(theirs)} | {ratio} | {target} |")
@@ -345,9 +346,8 @@ def main() -> None:
         f"| scroll to the end: longest frame | {mine['scroll_max_frame_ms']:.0f} ms "
         f"({mine['scroll_frames_over_50ms']:.0f} of 200 over 50 ms) | - | - | <= 50 ms |"
     )
-    print(
-        f"| scroll: last rows shown after the scroll | {seconds(mine['scroll_end_rows_s'])} | - | - | - |"
-    )
+    shown = seconds(mine["scroll_end_rows_s"])
+    print(f"| scroll: last rows shown after the scroll | {shown} | - | - | - |")
 
 
 if __name__ == "__main__":
