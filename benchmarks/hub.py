@@ -36,7 +36,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.server import BASE_ENV, MLFLOW, free_port, lockstep_server, process  # noqa: E402
+from benchmarks.server import (  # noqa: E402
+    BASE_ENV,
+    MLFLOW,
+    free_port,
+    lockstep_server,
+    mlflow_server,
+    process,
+)
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -215,18 +222,7 @@ def mlflow_cases(browser: Any, work: Path, runs: int, points: int) -> dict[str, 
     directory.mkdir()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [
-        str(MLFLOW / "mlflow"),
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--backend-store-uri",
-        f"sqlite:///{directory}/mlflow.db",
-        "--workers",
-        "1",
-    ]
+    command = mlflow_server(port, directory)
     found: dict[str, float] = {}
     with process(command, directory, BASE_ENV, f"{url}/health"):
         started = time.perf_counter()

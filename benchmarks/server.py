@@ -283,24 +283,26 @@ print(json.dumps({"batch_points_per_s": batch_rate, "calls_per_s": call_rate,
 """
 
 
+def mlflow_server(port: int, directory: Path) -> list[str]:
+    """`mlflow server` over a SQLite file in directory, one worker."""
+    return [
+        str(MLFLOW / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{directory}/mlflow.db",
+        "--workers",
+        "1",
+    ]
+
+
 def peer_cases(work: Path) -> dict[str, dict[str, float]]:
     found: dict[str, dict[str, float]] = {}
     peers = {
-        "MLflow server": (
-            MLFLOW / "mlflow",
-            lambda port, d: [
-                str(MLFLOW / "mlflow"),
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--backend-store-uri",
-                f"sqlite:///{d}/mlflow.db",
-                "--workers",
-                "1",
-            ],
-        ),
+        "MLflow server": (MLFLOW / "mlflow", mlflow_server),
         "FastTrackML": (
             FML / "fml",
             lambda port, d: [

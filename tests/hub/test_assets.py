@@ -39,3 +39,48 @@ def test_the_lockfile_pins_every_front_end_dependency() -> None:
     for name, version in {**package["dependencies"], **package["devDependencies"]}.items():
         assert re.fullmatch(r"\d+\.\d+\.\d+", version), f"{name} is not pinned: {version}"
         assert lock["packages"][f"node_modules/{name}"]["version"] == version
+
+
+def test_lockstep_ui_serves_the_hub_on_the_local_store(
+    hub_store: tuple[Path, dict[str, str]],
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.serverproc import free_port
+
+    root, runs = hub_store
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKSTEP_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lockstep", "ui", "--port", str(port)],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, "ui did not start"
+            time.sleep(0.1)
+        page = httpx.get(f"{url}/p/default/runs")
+        assert page.status_code == 200 and "lockstep hub" in page.text
+        grid = httpx.get(f"{url}/api/v1/projects/default/hub/runs", params={"limit": 1000})
+        assert {r["name"] for r in grid.json()["runs"]} >= set(runs)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert f"lockstep hub on {url}/" in stderr
