@@ -652,6 +652,13 @@ class MetaStore:
         split = None
         if limit is not None:
             split = search.split_on_first_key(matching(self._id_query()), sort)
+        if split is None and limit is not None and offset:
+            # Deep pages: walk the ids to the page first; aggregating params and metrics
+            # for every skipped run would cost seconds 100,000 runs in.
+            ids_query = search.apply_sort(matching(self._id_query()), sort)
+            with read_transaction(self.engine) as connection:
+                ids = list(connection.execute(ids_query.limit(limit).offset(offset)).scalars())
+            return self._load_ids(ids, with_sections=False)
         if split is None:
             # One pass: filter, sort and page with the per-run aggregates alongside.
             query = search.apply_sort(matching(self._record_query()), sort)

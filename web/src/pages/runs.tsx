@@ -133,6 +133,7 @@ export function RunsPage({ project }: { project: string }) {
   const pending = useRef(new Set<number>());
   const generation = useRef(0);
   const view = useRef({ start: 0, end: 0 });
+  const counted = useRef(false);
   const [firstKeys, setFirstKeys] = useState<Keys | null>(null);
   const [filterError, setFilterError] = useState<FilterProblem | null>(null);
 
@@ -154,7 +155,10 @@ export function RunsPage({ project }: { project: string }) {
           if (mine !== generation.current) return;
           pending.current.delete(page);
           pages.current.set(page, answer.runs);
-          if (answer.total !== undefined) setTotal(answer.total);
+          if (answer.total !== undefined) {
+            counted.current = true;
+            setTotal(answer.total);
+          }
           setError(null);
           setVersion((v) => v + 1);
           return answer;
@@ -176,6 +180,7 @@ export function RunsPage({ project }: { project: string }) {
     pending.current = new Set();
     setTotal(null);
     setFilterError(null);
+    counted.current = false;
     const mine = generation.current;
     const checked = filter || sort
       ? request<Check>(`${api}/hub/check${query({ filter, sort })}`)
@@ -187,7 +192,18 @@ export function RunsPage({ project }: { project: string }) {
         setTotal(0);
         return;
       }
-      fetchPage(0, true)?.then((answer) => {
+      // The first rows and the count in parallel: a filter's rows show as soon as
+      // they are found, the count of all matching runs (a scan) follows.
+      request<{ count: number }>(`${api}/runs/count${query({ experiment, filter })}`).then(
+        (answer) => {
+          if (mine !== generation.current) return;
+          counted.current = true;
+          setTotal(answer.count);
+        },
+        setError,
+      );
+      fetchPage(0, false)?.then((answer) => {
+      if (answer && !counted.current) setTotal((known) => known ?? answer.runs.length);
       if (!answer || firstKeys) return;
       const keys: Keys = { params: [], metrics: [], tags: [] };
       const seen = { params: new Set<string>(), metrics: new Set<string>(), tags: new Set<string>() };
@@ -334,7 +350,11 @@ export function RunsPage({ project }: { project: string }) {
           </select>
         </label>
         <span class="count" aria-live="polite">
-          {total === null ? "" : `${total.toLocaleString()} run${total === 1 ? "" : "s"}`}
+          {total === null
+            ? ""
+            : counted.current
+              ? `${total.toLocaleString()} run${total === 1 ? "" : "s"}`
+              : "counting runs…"}
         </span>
       </header>
       <FilterBox value={filter} error={filterError} />
