@@ -350,3 +350,38 @@ def test_dark_theme_switches_and_is_kept(page: Page, hub: Hub) -> None:
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")
     expect(page.get_by_role("img", name="Chart of metric loss")).to_be_visible()
     screenshot(page, "run-metrics-dark")
+
+
+def test_running_runs_update_live(page: Page, hub: Hub) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    release = hub.root / "release-live-run"
+    script = (
+        "import os, time, lockstep\n"
+        "with lockstep.start(name='live-one', experiment='live') as run:\n"
+        "    run.log({'loss': 1.0}, step=0)\n"
+        f"    while not os.path.exists({str(release)!r}):\n"
+        "        time.sleep(0.05)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKSTEP_")}
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=hub.root, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not httpx.get(
+            f"{hub.url}/api/v1/projects/default/runs/count", params={"experiment": "live"}
+        ).json()["count"]:
+            assert time.monotonic() < deadline, "the run never appeared"
+            time.sleep(0.1)
+        open_page(page, hub, "/p/default/runs?exp=live&cols=status")
+        row = grid_rows(page).first
+        expect(row).to_contain_text("running")
+        release.touch()
+        assert process.wait(timeout=30) == 0
+        # No reload: the grid asks again while a run in view is running.
+        expect(row).to_contain_text("finished", timeout=15_000)
+    finally:
+        release.touch()
+        process.wait(timeout=30)
