@@ -172,6 +172,7 @@ def build_store(root: Path) -> dict[str, str]:
     _lockstep(
         root, "run", "--name", "shifted", "--seed", "7", "--", sys.executable, "train.py", image
     )
+    _lockstep(root, "explain", "baseline", "shifted", "--yes")
     _lockstep(
         root,
         "models",

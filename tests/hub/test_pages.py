@@ -157,6 +157,10 @@ def test_select_two_runs_and_compare_them(page: Page, hub: Hub) -> None:
     expect(data).to_contain_text("data/points.csv")
     expect(page.get_by_role("heading", name="params same")).to_be_visible()
     expect(page.get_by_role("img", name="Chart of metric accuracy for 2 runs")).to_be_visible()
+    # lockstep explain ran on these two: its answer is shown with them.
+    factors = page.get_by_role("table", name="Factors swapped one at a time")
+    expect(factors.get_by_role("cell", name="data", exact=True)).to_be_visible()
+    expect(page.get_by_text("baseline against shifted: NOT REPRODUCED")).to_be_visible()
     screenshot(page, "compare")
 
 

@@ -287,10 +287,13 @@ def test_values_come_back_bit_exact(store: MetaStore) -> None:
 
 
 @pytest.mark.parametrize(
-    "sort", ["-metrics.acc", "metrics.acc", "-params.lr", "tags.t", "-metrics.acc,name"]
+    "sort",
+    ["-metrics.acc", "metrics.acc", "-params.lr", "tags.t", "-metrics.acc,name"]
+    + ["", "name", "-duration", "status,-name"],
 )
 def test_limited_sort_matches_the_full_sort(store: MetaStore, sort: str) -> None:
-    """The index-walking path used with a limit orders exactly like the full sort."""
+    """The index-walking path used with a limit, and the id-first path of deep pages
+    sorted by attributes, order exactly like the full sort."""
     for i in range(12):
         run_id = make_run(
             store,
@@ -302,8 +305,9 @@ def test_limited_sort_matches_the_full_sort(store: MetaStore, sort: str) -> None
         if i % 5:
             add_metric(store, run_id, "acc", [math.nan if i == 7 else float(i % 3)])
     where = parse_filter("start_time > 1000.5")
-    full = [r.id for r in store.search(where=where, sort=parse_sort(sort))]
+    order = parse_sort(sort) if sort else []
+    full = [r.id for r in store.search(where=where, sort=order)]
     assert len(full) == 11
     for limit, offset in ((3, 0), (5, 4), (20, 0), (4, 9)):
-        page = store.search(where=where, sort=parse_sort(sort), limit=limit, offset=offset)
+        page = store.search(where=where, sort=order, limit=limit, offset=offset)
         assert [r.id for r in page] == full[offset : offset + limit]

@@ -121,6 +121,25 @@ def _tag_filter(key: str, value: str) -> Any:
     return Compare(field=Field(namespace="tags", key=key), op="=", values=(value,))
 
 
+# How many explanations a run keeps (the newest).
+MAX_EXPLANATIONS = 20
+
+
+def record_explanation(
+    workspace: Workspace, a: RunRecord, b: RunRecord, found: Explanation
+) -> None:
+    """Keep the explanation in A's record (section ``explanations``), so the hub's
+    compare view shows it beside the two runs."""
+    import time
+
+    kept = a.sections.get("explanations")
+    history = list(kept) if isinstance(kept, list) else []
+    history.append(
+        {"against": b.id, "against_name": b.name, "time": time.time(), **found.to_json()}
+    )
+    workspace.meta.set_sections(a.id, {"explanations": history[-MAX_EXPLANATIONS:]})
+
+
 def explain(
     workspace: Workspace,
     a: RunRecord,
@@ -131,6 +150,32 @@ def explain(
     stdout: IO[bytes] | None,
     stderr: IO[bytes] | None,
     notify: Callable[[str], None] = lambda _message: None,
+) -> Explanation:
+    """Which factor makes A's result differ from B's; the answer is kept in A's record."""
+    found = _explain(
+        workspace,
+        a,
+        b,
+        tolerance=tolerance,
+        environ=environ,
+        stdout=stdout,
+        stderr=stderr,
+        notify=notify,
+    )
+    record_explanation(workspace, workspace.meta.get_run(a.id), b, found)
+    return found
+
+
+def _explain(
+    workspace: Workspace,
+    a: RunRecord,
+    b: RunRecord,
+    *,
+    tolerance: Tolerance,
+    environ: Mapping[str, str],
+    stdout: IO[bytes] | None,
+    stderr: IO[bytes] | None,
+    notify: Callable[[str], None],
 ) -> Explanation:
     meta = workspace.meta
     verdict = compare(workspace, a, b, tolerance).verdict

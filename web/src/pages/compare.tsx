@@ -152,6 +152,7 @@ function Comparison({ project, runs }: { project: string; runs: RunRecord[] }) {
         );
       })}
       {runs.length === 2 ? <CodeDiff api={api} a={runs[0]} b={runs[1]} /> : null}
+      {runs.length === 2 ? <Explained project={project} a={runs[0]} b={runs[1]} /> : null}
       <section aria-labelledby="curves-title">
         <h2 id="curves-title">Curves</h2>
         {metricKeys.length ? (
@@ -171,6 +172,73 @@ function Comparison({ project, runs }: { project: string; runs: RunRecord[] }) {
           <p class="muted">These runs logged no metrics.</p>
         )}
       </section>
+    </section>
+  );
+}
+
+interface Explanation {
+  against: string;
+  against_name: string;
+  time: number;
+  verdict: string;
+  baseline: string;
+  factors: { factor: string; description: string; run: string; reproduces: string; cached: boolean }[];
+  not_swappable: string[];
+  conclusion: string;
+}
+
+/** The newest `lockstep explain` of these two runs (kept in the first run's record). */
+function Explained({ project, a, b }: { project: string; a: RunRecord; b: RunRecord }) {
+  const find = (x: RunRecord, y: RunRecord) =>
+    [...((x.sections.explanations ?? []) as Explanation[])].reverse().find((e) => e.against === y.id);
+  const found = find(a, b) ?? find(b, a);
+  const first = find(a, b) ? a : b;
+  const p = encodeURIComponent(project);
+  return (
+    <section aria-labelledby="explain-title">
+      <h2 id="explain-title">Explanation</h2>
+      {!found ? (
+        <p class="muted">
+          Not explained yet: <code>lockstep explain {a.id.slice(0, 10)} {b.id.slice(0, 10)}</code> finds which
+          factor makes their results differ.
+        </p>
+      ) : (
+        <>
+          <p>
+            {first.name} against {found.against_name}: <strong>{found.verdict.replace("_", " ")}</strong>.{" "}
+            {found.baseline}
+          </p>
+          {found.factors.length ? (
+            <table aria-label="Factors swapped one at a time">
+              <thead>
+                <tr>
+                  <th scope="col">factor</th>
+                  <th scope="col">what differs</th>
+                  <th scope="col">the result then matches</th>
+                  <th scope="col">run</th>
+                </tr>
+              </thead>
+              <tbody>
+                {found.factors.map((f) => (
+                  <tr>
+                    <td>{f.factor}</td>
+                    <td>{f.description}</td>
+                    <td>{f.reproduces}</td>
+                    <td>
+                      <a href={`/p/${p}/runs/${f.run}`}>{f.run.slice(0, 10)}</a>
+                      {f.cached ? " (cached)" : ""}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : null}
+          {found.not_swappable.map((n) => (
+            <p class="muted">{n}</p>
+          ))}
+          <p>{found.conclusion}</p>
+        </>
+      )}
     </section>
   );
 }
