@@ -288,8 +288,10 @@ def test_values_come_back_bit_exact(store: MetaStore) -> None:
 
 @pytest.mark.parametrize(
     "sort",
-    ["-metrics.acc", "metrics.acc", "-params.lr", "tags.t", "-metrics.acc,name"]
-    + ["", "name", "-duration", "status,-name"],
+    [
+        *("-metrics.acc", "metrics.acc", "-params.lr", "tags.t", "-metrics.acc,name"),
+        *("", "name", "-duration", "status,-name"),
+    ],
 )
 def test_limited_sort_matches_the_full_sort(store: MetaStore, sort: str) -> None:
     """The index-walking path used with a limit, and the id-first path of deep pages
