@@ -173,3 +173,16 @@ export function DiffView({ text, label }: { text: string; label: string }) {
     </pre>
   );
 }
+
+/** A table's header row of column names. */
+export function Head({ columns }: { columns: string[] }) {
+  return (
+    <thead>
+      <tr>
+        {columns.map((name) => (
+          <th scope="col">{name}</th>
+        ))}
+      </tr>
+    </thead>
+  );
+}

@@ -5,7 +5,7 @@ import { History, RunRecord, metricSummaries, num, projectApi, request } from ".
 import { Chart, Series } from "../chart";
 import { number, value } from "../format";
 import { setParams, useRoute } from "../route";
-import { DiffView, ErrorLine, Loading, VerdictBadge, useLoad } from "../ui";
+import { DiffView, ErrorLine, Loading, VerdictBadge, useLoad, Head } from "../ui";
 import { verdictOf } from "../verdict";
 import { ChartControls, historyUrl, useChartOptions } from "./run";
 
@@ -94,13 +94,7 @@ function Comparison({ project, runs }: { project: string; runs: RunRecord[] }) {
         <h1 id="compare-title">Compare {runs.length} runs</h1>
       </header>
       <table class="compare-runs" aria-label="Runs compared">
-        <thead>
-          <tr>
-            <th scope="col">run</th>
-            <th scope="col">status</th>
-            <th scope="col">reproduction</th>
-          </tr>
-        </thead>
+        <Head columns={["run", "status", "reproduction"]} />
         <tbody>
           {runs.map((r) => (
             <tr>
@@ -210,14 +204,7 @@ function Explained({ project, a, b }: { project: string; a: RunRecord; b: RunRec
           </p>
           {found.factors.length ? (
             <table aria-label="Factors swapped one at a time">
-              <thead>
-                <tr>
-                  <th scope="col">factor</th>
-                  <th scope="col">what differs</th>
-                  <th scope="col">the result then matches</th>
-                  <th scope="col">run</th>
-                </tr>
-              </thead>
+              <Head columns={["factor", "what differs", "the result then matches", "run"]} />
               <tbody>
                 {found.factors.map((f) => (
                   <tr>

@@ -3,7 +3,7 @@
 import { projectApi, request } from "../api";
 import { shortId, size, when } from "../format";
 import { setParams, useRoute } from "../route";
-import { ErrorLine, Loading, useLoad } from "../ui";
+import { ErrorLine, Loading, useLoad, Head } from "../ui";
 
 interface Version {
   dataset: string;
@@ -38,15 +38,7 @@ export function DatasetsPage({ project }: { project: string }) {
       ) : null}
       {found.data?.datasets.length ? (
         <table aria-label="Datasets">
-          <thead>
-            <tr>
-              <th scope="col">dataset</th>
-              <th scope="col">latest</th>
-              <th scope="col">size</th>
-              <th scope="col">files</th>
-              <th scope="col">added</th>
-            </tr>
-          </thead>
+          <Head columns={["dataset", "latest", "size", "files", "added"]} />
           <tbody>
             {found.data.datasets.map((d) => (
               <tr>
@@ -111,17 +103,7 @@ export function DatasetPage({ project, name }: { project: string; name: string }
         <a href={`/p/${p}/lineage?ref=${encodeURIComponent(`dataset:${name}@v${chosen}`)}&down=1`}>Lineage</a>
       </header>
       <table aria-label="Versions">
-        <thead>
-          <tr>
-            <th scope="col">version</th>
-            <th scope="col">size</th>
-            <th scope="col">files</th>
-            <th scope="col">added</th>
-            <th scope="col">message</th>
-            <th scope="col">tags</th>
-            <th scope="col">compare</th>
-          </tr>
-        </thead>
+        <Head columns={["version", "size", "files", "added", "message", "tags", "compare"]} />
         <tbody>
           {[...list].reverse().map((v) => (
             <tr aria-current={v.version === chosen ? "true" : undefined}>

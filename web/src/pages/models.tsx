@@ -2,7 +2,7 @@
 // reproduction verdict, and what each version holds (tensors, training state).
 import { Verdict, projectApi, request } from "../api";
 import { number, shortId, size, when } from "../format";
-import { ErrorLine, KeyValues, Loading, VerdictBadge, useLoad } from "../ui";
+import { ErrorLine, KeyValues, Loading, VerdictBadge, useLoad, Head } from "../ui";
 
 interface ModelVersion {
   model: string;
@@ -45,15 +45,7 @@ export function ModelsPage({ project }: { project: string }) {
       ) : null}
       {found.data?.models.length ? (
         <table aria-label="Models">
-          <thead>
-            <tr>
-              <th scope="col">model</th>
-              <th scope="col">latest</th>
-              <th scope="col">aliases</th>
-              <th scope="col">size</th>
-              <th scope="col">registered</th>
-            </tr>
-          </thead>
+          <Head columns={["model", "latest", "aliases", "size", "registered"]} />
           <tbody>
             {found.data.models.map((m) => (
               <tr>
@@ -154,16 +146,7 @@ export function ModelPage({ project, name }: { project: string; name: string }) 
       <h2>Alias history</h2>
       {data.alias_history.length ? (
         <table aria-label="Alias history">
-          <thead>
-            <tr>
-              <th scope="col">when</th>
-              <th scope="col">alias</th>
-              <th scope="col">from</th>
-              <th scope="col">to</th>
-              <th scope="col">by</th>
-              <th scope="col">note</th>
-            </tr>
-          </thead>
+          <Head columns={["when", "alias", "from", "to", "by", "note"]} />
           <tbody>
             {[...data.alias_history].reverse().map((m) => (
               <tr>

@@ -15,6 +15,7 @@ import {
   Tabs,
   VerdictBadge,
   useLoad,
+  Head,
 } from "../ui";
 import { entryVerdict, verdictOf } from "../verdict";
 
@@ -199,13 +200,7 @@ function FileTable({ files, label }: { files: Artifact[]; label: string }) {
   if (!files.length) return <p class="muted">None recorded.</p>;
   return (
     <table aria-label={label}>
-      <thead>
-        <tr>
-          <th scope="col">path</th>
-          <th scope="col">size</th>
-          <th scope="col">digest</th>
-        </tr>
-      </thead>
+      <Head columns={["path", "size", "digest"]} />
       <tbody>
         {files.map((f) => (
           <tr>
@@ -288,12 +283,7 @@ function Environment({ record }: { record: RunRecord }) {
           onInput={(e) => setSearch((e.target as HTMLInputElement).value)}
         />
         <table aria-label="Packages">
-          <thead>
-            <tr>
-              <th scope="col">package</th>
-              <th scope="col">version</th>
-            </tr>
-          </thead>
+          <Head columns={["package", "version"]} />
           <tbody>
             {shown.map((p) => (
               <tr>
@@ -503,16 +493,7 @@ function Verification({ project, record }: { project: string; record: RunRecord 
   }
   return (
     <table aria-label="Verification history">
-      <thead>
-        <tr>
-          <th scope="col">when</th>
-          <th scope="col">kind</th>
-          <th scope="col">verdict</th>
-          <th scope="col">against</th>
-          <th scope="col">what differed</th>
-          <th scope="col">tolerance</th>
-        </tr>
-      </thead>
+      <Head columns={["when", "kind", "verdict", "against", "what differed", "tolerance"]} />
       <tbody>
         {[...history].reverse().map((entry) => (
           <tr>

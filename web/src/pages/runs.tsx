@@ -133,7 +133,11 @@ export function RunsPage({ project }: { project: string }) {
   const pending = useRef(new Set<number>());
   const generation = useRef(0);
   const view = useRef({ start: 0, end: 0 });
+  // Whether total is the count of all matching runs yet, or the first window's size
+  // (a ref for the callbacks, a state for the label: a count equal to the window's
+  // size changes no total, and must still change the label).
   const counted = useRef(false);
+  const [isCounted, setCounted] = useState(false);
   const [firstKeys, setFirstKeys] = useState<Keys | null>(null);
   const [filterError, setFilterError] = useState<FilterProblem | null>(null);
 
@@ -157,6 +161,7 @@ export function RunsPage({ project }: { project: string }) {
           pages.current.set(page, answer.runs);
           if (answer.total !== undefined) {
             counted.current = true;
+            setCounted(true);
             setTotal(answer.total);
           }
           setError(null);
@@ -181,6 +186,7 @@ export function RunsPage({ project }: { project: string }) {
     setTotal(null);
     setFilterError(null);
     counted.current = false;
+    setCounted(false);
     const mine = generation.current;
     const checked = filter || sort
       ? request<Check>(`${api}/hub/check${query({ filter, sort })}`)
@@ -198,6 +204,7 @@ export function RunsPage({ project }: { project: string }) {
         (answer) => {
           if (mine !== generation.current) return;
           counted.current = true;
+          setCounted(true);
           setTotal(answer.count);
         },
         setError,
@@ -352,7 +359,7 @@ export function RunsPage({ project }: { project: string }) {
         <span class="count" aria-live="polite">
           {total === null
             ? ""
-            : counted.current
+            : isCounted
               ? `${total.toLocaleString()} run${total === 1 ? "" : "s"}`
               : "counting runs…"}
         </span>
