@@ -185,6 +185,11 @@ _CONFIG_RULES: dict[tuple[str, str], tuple[Any, str]] = {
     ("capture", "secret_files_allowed"): (_strings, "a list of paths"),
     ("capture", "max_untracked_file_mib"): (_count(1, 1 << 20), "a whole number of MiB"),
     ("capture", "max_source_files"): (_count(1, 10_000_000), "a whole number of files"),
+    ("capture", "metrics_from_output"): (lambda v: isinstance(v, bool), "true or false"),
+    ("capture", "metrics_pattern"): (
+        lambda v: isinstance(v, str) and 0 < len(v) <= 2000,
+        "a regular expression with named groups",
+    ),
     ("data", "link"): (
         lambda v: _strings(v) and v and all(x in _LINKS for x in v),
         "a list of reflink, hardlink, copy",

@@ -349,6 +349,14 @@ def tag(obj: Context, run: str, assignments: tuple[str, ...], delete: bool) -> N
 )
 @click.option("-t", "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Set a tag.")
 @click.option("--note", default="", help="A free-text note for the run.")
+@click.option(
+    "--metrics-from-output",
+    "metrics_from_output",
+    flag_value=True,
+    default=None,
+    help="Read metrics from what the command prints (step 10: loss 0.5, loss=0.5 ...); "
+    "also [capture] metrics_from_output = true.",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @pass_context
 def run_command(
@@ -360,6 +368,7 @@ def run_command(
     params: tuple[str, ...],
     tags: tuple[str, ...],
     note: str,
+    metrics_from_output: bool | None,
     command: tuple[str, ...],
 ) -> int:
     """Run COMMAND (after --) as a recorded run: code, data, seeds, environment, hardware.
@@ -389,6 +398,7 @@ def run_command(
         params=parsed,
         tags=tag_values,
         note=note,
+        metrics_from_output=metrics_from_output,
     )
     # The launcher opens the store itself, once the command is running.
     result = launch(

@@ -39,6 +39,10 @@ class Recipe:
     redacted: tuple[tuple[int, str], ...] = ()
     # Secret files the run read (never stored): a rerun copies them from the project.
     secret_files: tuple[str, ...] = ()
+    # Metrics were read from the printed output (and with this user pattern, if any):
+    # the rerun reads its output the same way, so verify compares like with like.
+    metrics_from_output: bool = False
+    metrics_pattern: str | None = None
 
     @classmethod
     def from_record(cls, record: RunRecord) -> Recipe:
@@ -84,6 +88,10 @@ class Recipe:
                 if isinstance(r, dict)
             ),
             secret_files=tuple(str(p) for p in sections.get("secret_files_skipped", [])),
+            metrics_from_output=isinstance(command.get("metrics_from_output"), dict),
+            metrics_pattern=(command.get("metrics_from_output") or {}).get("pattern")
+            if isinstance(command.get("metrics_from_output"), dict)
+            else None,
         )
 
     def command_for(self, environ: Mapping[str, str]) -> tuple[str, ...]:
@@ -147,4 +155,7 @@ class Recipe:
         data = asdict(self)
         data["code"] = self.code_identity()
         data.pop("project_root")  # where the original ran does not change what a rerun runs
+        if not self.metrics_from_output:  # digests of recipes from before the option stay
+            data.pop("metrics_from_output")
+            data.pop("metrics_pattern")
         return digest_json(data)

@@ -201,6 +201,8 @@ def run_recipe(
         origin_restored=tuple(
             os.path.normpath(os.path.join(recipe.project_offset, path)) for path, _ in recipe.inputs
         ),
+        metrics_from_output=recipe.metrics_from_output,
+        metrics_pattern=recipe.metrics_pattern,
     )
     settings = replace(workspace.settings, home=workspace.store_dir, cwd=run_dir)
     try:

@@ -71,6 +71,10 @@ class LaunchRequest:
     # Variables to take out of the command's environment (a rerun: allowlisted ones the
     # original run did not have).
     remove_env: tuple[str, ...] = ()
+    # Metrics read from what the command printed: None takes [capture]
+    # metrics_from_output; the pattern, None for [capture] metrics_pattern or the default.
+    metrics_from_output: bool | None = None
+    metrics_pattern: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -351,6 +355,8 @@ def launch(
     where = _Where(store_dir=store_dir, project_root=project_root, db_url=settings.db_url)
     objects = LocalObjectStore(store_dir / "objects")
     config = settings.config.get("capture", {})
+    if _printed_setting(request, config)[0]:
+        _printed_pattern(request, config)  # a bad pattern is refused before the command runs
     seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED)
     started = time.time()
     run_id = new_run_id(int(started * 1000))
@@ -677,6 +683,9 @@ def _record_held(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome
                     b"versions while the server is down; lineage still finds them by content\n"
                 )
 
+    printed = _log_printed_metrics(job, workspace, run)
+    if printed is not None:
+        command["metrics_from_output"] = printed
     errors = [f"pid {r['pid']}: {e}" for r in reports for e in r.get("errors", [])]
     fingerprints = _read_fingerprints(capture_dir, main)
     workspace.meta.set_sections(
@@ -729,6 +738,77 @@ def _record_held(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome
         error += "\n" + "\n".join(tail) if tail else ""
     run.finish(status, error)
     return LaunchResult(run_id=run.id, name=run.name, exit_code=exit_code, status=status)
+
+
+def _printed_setting(request: LaunchRequest, config: Mapping[str, Any]) -> tuple[bool, str | None]:
+    """Whether to read metrics from the output, and with which user pattern."""
+    wanted = request.metrics_from_output
+    if wanted is None:
+        wanted = bool(config.get("metrics_from_output", False))
+    return wanted, request.metrics_pattern or config.get("metrics_pattern")
+
+
+def _printed_pattern(request: LaunchRequest, config: Mapping[str, Any]) -> Any:
+    from lockstep.tracking.printed_metrics import compile_pattern
+
+    _, text = _printed_setting(request, config)
+    return compile_pattern(text) if text else None
+
+
+def _log_printed_metrics(job: _Launch, workspace: Workspace, run: Any) -> dict[str, Any] | None:
+    """With --metrics-from-output, the metrics the command printed (stdout and stderr,
+    read after it ended) logged into its run; keys the script logged itself are left as
+    it logged them. What was read is returned for the command section (a rerun reads
+    the same way)."""
+    wanted, pattern_text = _printed_setting(job.request, job.config)
+    if not wanted:
+        return None
+    from lockstep.tracking.printed_metrics import read_points
+
+    pattern = _printed_pattern(job.request, job.config)
+    _, summaries = workspace.meta.metric_state(run.id)
+    logged_by_script = set(summaries)
+    by_step: dict[int, dict[str, float]] = {}
+    order: list[int] = []
+    skipped: set[str] = set()
+    keys: set[str] = set()
+    count = 0
+    for name in ("stdout.log", "stderr.log"):
+        try:
+            text = (job.capture_dir / name).read_bytes().decode("utf-8", errors="replace")
+        except OSError:
+            continue
+        lines = text.replace("\r", "\n").split("\n")
+        for point in read_points(lines, pattern):
+            if point.key in logged_by_script:
+                skipped.add(point.key)
+                continue
+            assert point.step is not None
+            if point.step not in by_step:
+                by_step[point.step] = {}
+                order.append(point.step)
+            elif point.key in by_step[point.step]:
+                # The same key twice at one step (a train and an eval line): a step of its own.
+                run.log(by_step.pop(point.step), step=point.step)
+                by_step[point.step] = {}
+            by_step[point.step][point.key] = point.value
+            keys.add(point.key)
+            count += 1
+    for step in order:
+        if by_step.get(step):
+            run.log(by_step[step], step=step)
+    if job.stderr is not None:
+        note = f"lockstep: {count} metric points read from the output"
+        if skipped:
+            note += f" (left to the script's own logging: {', '.join(sorted(skipped))})"
+        job.stderr.write((note + "\n").encode())
+        job.stderr.flush()
+    return {
+        "pattern": pattern_text,
+        "points": count,
+        "skipped": sorted(skipped),
+        "keys": sorted(keys),
+    }
 
 
 def _code_section(job: _Launch) -> Any:
