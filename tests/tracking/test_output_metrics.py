@@ -113,3 +113,41 @@ def test_a_bad_pattern_is_refused_before_the_command_runs(project: Path) -> None
     assert refused.returncode == 2
     assert "metrics_pattern needs named groups" in refused.stderr
     assert not (project / "ran").exists()
+
+
+# Lightning's CSVLogger: a row per log call, empty cells for metrics not in that call.
+WRITES_CSV = """\
+import os
+import random
+os.makedirs("logs/version_0", exist_ok=True)
+rows = ["epoch,step,train_loss,val_loss"]
+loss = 1.0
+for epoch in range(3):
+    loss *= 0.5 + random.random() * 0.1
+    rows.append(f"{epoch},{epoch * 10 + 9},{loss:.5f},")
+    rows.append(f"{epoch},{epoch * 10 + 9},,{loss * 1.2:.5f}")
+with open("logs/version_0/metrics.csv", "w") as out:
+    out.write("\\n".join(rows) + "\\n")
+with open("logs/other.csv", "w") as out:
+    out.write("step,label\\n1,cat\\n")
+"""
+
+
+def test_csv_metric_logs_the_run_writes_become_its_metrics(tmp_path: Path) -> None:
+    root = make_repo(
+        tmp_path / "csvproject",
+        {"train.py": WRITES_CSV, ".gitignore": ".lockstep/\nlogs/\n"},
+    )
+    assert lockstep(root, "init").returncode == 0
+    done = lockstep(root, "run", "--seed", "1", "--", sys.executable, "train.py")
+    assert done.returncode == 0, done.stderr
+    assert "metric points read from logs/version_0/metrics.csv" in done.stderr
+    record = show(root)
+    assert set(record["metrics"]) == {"train_loss", "val_loss", "epoch"}
+    assert [step for step, _ in history(root, "train_loss")] == [9, 19, 29]
+    assert record["command"]["metrics_from_files"][0]["path"] == "logs/version_0/metrics.csv"
+    # other.csv has a step column, but a column of text: not a metric log (and not named
+    # metrics.csv anyway).
+    assert "label" not in record["metrics"]
+    verified = lockstep(root, "verify", "last")
+    assert verified.returncode == 0 and "IDENTICAL" in verified.stdout, verified.stdout

@@ -43,6 +43,7 @@ class Recipe:
     # the rerun reads its output the same way, so verify compares like with like.
     metrics_from_output: bool = False
     metrics_pattern: str | None = None
+    metrics_from_files: bool = False  # the original's CSV metric logs were read
 
     @classmethod
     def from_record(cls, record: RunRecord) -> Recipe:
@@ -89,6 +90,7 @@ class Recipe:
             ),
             secret_files=tuple(str(p) for p in sections.get("secret_files_skipped", [])),
             metrics_from_output=isinstance(command.get("metrics_from_output"), dict),
+            metrics_from_files=bool(command.get("metrics_from_files")),
             metrics_pattern=(command.get("metrics_from_output") or {}).get("pattern")
             if isinstance(command.get("metrics_from_output"), dict)
             else None,
@@ -158,4 +160,6 @@ class Recipe:
         if not self.metrics_from_output:  # digests of recipes from before the option stay
             data.pop("metrics_from_output")
             data.pop("metrics_pattern")
+        if not self.metrics_from_files:
+            data.pop("metrics_from_files")
         return digest_json(data)

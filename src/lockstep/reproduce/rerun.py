@@ -203,6 +203,7 @@ def run_recipe(
         ),
         metrics_from_output=recipe.metrics_from_output,
         metrics_pattern=recipe.metrics_pattern,
+        metrics_from_files=recipe.metrics_from_files,
     )
     settings = replace(workspace.settings, home=workspace.store_dir, cwd=run_dir)
     try:

@@ -75,6 +75,9 @@ class LaunchRequest:
     # metrics_from_output; the pattern, None for [capture] metrics_pattern or the default.
     metrics_from_output: bool | None = None
     metrics_pattern: str | None = None
+    # Metric logs the command writes as CSV are read (a rerun: only when its original's
+    # were, so a run recorded before this was read compares like with like).
+    metrics_from_files: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -686,6 +689,13 @@ def _record_held(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome
     printed = _log_printed_metrics(job, workspace, run)
     if printed is not None:
         command["metrics_from_output"] = printed
+    from_files = (
+        _log_csv_metrics(job, workspace, run, [o.path for o in outputs])
+        if request.metrics_from_files
+        else []
+    )
+    if from_files:
+        command["metrics_from_files"] = from_files
     errors = [f"pid {r['pid']}: {e}" for r in reports for e in r.get("errors", [])]
     fingerprints = _read_fingerprints(capture_dir, main)
     workspace.meta.set_sections(
@@ -755,6 +765,66 @@ def _printed_pattern(request: LaunchRequest, config: Mapping[str, Any]) -> Any:
     return compile_pattern(text) if text else None
 
 
+def _log_points(run: Any, points: Any, already: set[str]) -> tuple[int, set[str], set[str]]:
+    """Log points into the run, a call per step, skipping keys in already; returns the
+    count, the keys logged and the keys skipped."""
+    by_step: dict[int, dict[str, float]] = {}
+    order: list[int] = []
+    skipped: set[str] = set()
+    keys: set[str] = set()
+    count = 0
+    for point in points:
+        if point.key in already:
+            skipped.add(point.key)
+            continue
+        if point.step not in by_step:
+            by_step[point.step] = {}
+            order.append(point.step)
+        elif point.key in by_step[point.step]:
+            # The same key twice at one step (a train and an eval line): a call of its own.
+            run.log(by_step.pop(point.step), step=point.step)
+            by_step[point.step] = {}
+        by_step[point.step][point.key] = point.value
+        keys.add(point.key)
+        count += 1
+    for step in order:
+        if by_step.get(step):
+            run.log(by_step[step], step=step)
+    return count, keys, skipped
+
+
+def _log_csv_metrics(
+    job: _Launch, workspace: Workspace, run: Any, outputs: list[str]
+) -> list[dict[str, Any]]:
+    """Metric logs the command wrote as CSV (``metrics.csv`` with a ``step`` column, as
+    Lightning's CSVLogger writes it) logged into its run, read after it ended."""
+    from lockstep.tracking.printed_metrics import CSV_LOG_NAMES, csv_points
+
+    found: list[dict[str, Any]] = []
+    logs = [p for p in outputs if Path(p).name in CSV_LOG_NAMES and not p.startswith("/")]
+    if not logs:
+        return []
+    _, summaries = workspace.meta.metric_state(run.id)
+    already = set(summaries)
+    for path in sorted(logs):
+        try:
+            text = (job.where.project_root / path).read_text(errors="replace")
+        except OSError:
+            continue
+        count, keys, skipped = _log_points(run, csv_points(text), already)
+        if count:
+            already |= keys
+            found.append(
+                {"path": path, "points": count, "keys": sorted(keys), "skipped": sorted(skipped)}
+            )
+    if found and job.stderr is not None:
+        total = sum(int(f["points"]) for f in found)
+        paths = ", ".join(f["path"] for f in found)
+        job.stderr.write(f"lockstep: {total} metric points read from {paths}\n".encode())
+        job.stderr.flush()
+    return found
+
+
 def _log_printed_metrics(job: _Launch, workspace: Workspace, run: Any) -> dict[str, Any] | None:
     """With --metrics-from-output, the metrics the command printed (stdout and stderr,
     read after it ended) logged into its run; keys the script logged itself are left as
@@ -767,36 +837,14 @@ def _log_printed_metrics(job: _Launch, workspace: Workspace, run: Any) -> dict[s
 
     pattern = _printed_pattern(job.request, job.config)
     _, summaries = workspace.meta.metric_state(run.id)
-    logged_by_script = set(summaries)
-    by_step: dict[int, dict[str, float]] = {}
-    order: list[int] = []
-    skipped: set[str] = set()
-    keys: set[str] = set()
-    count = 0
+    lines: list[str] = []
     for name in ("stdout.log", "stderr.log"):
         try:
             text = (job.capture_dir / name).read_bytes().decode("utf-8", errors="replace")
         except OSError:
             continue
-        lines = text.replace("\r", "\n").split("\n")
-        for point in read_points(lines, pattern):
-            if point.key in logged_by_script:
-                skipped.add(point.key)
-                continue
-            assert point.step is not None
-            if point.step not in by_step:
-                by_step[point.step] = {}
-                order.append(point.step)
-            elif point.key in by_step[point.step]:
-                # The same key twice at one step (a train and an eval line): a step of its own.
-                run.log(by_step.pop(point.step), step=point.step)
-                by_step[point.step] = {}
-            by_step[point.step][point.key] = point.value
-            keys.add(point.key)
-            count += 1
-    for step in order:
-        if by_step.get(step):
-            run.log(by_step[step], step=step)
+        lines += text.replace("\r", "\n").split("\n")
+    count, keys, skipped = _log_points(run, read_points(lines, pattern), set(summaries))
     if job.stderr is not None:
         note = f"lockstep: {count} metric points read from the output"
         if skipped:

@@ -134,3 +134,35 @@ def read_points(lines: Iterable[str], pattern: re.Pattern[str] | None = None) ->
             step = point.step if point.step is not None else last.get(point.key, -1) + 1
             last[point.key] = step
             yield Point(key=point.key, step=step, value=point.value)
+
+
+# A CSV metric log: Lightning's CSVLogger writes ``metrics.csv`` with a ``step`` column
+# and a column per metric, cells empty where a row does not log that metric.
+CSV_LOG_NAMES = frozenset({"metrics.csv"})
+
+
+def csv_points(text: str) -> list[Point]:
+    """The points of a CSV metric log; [] for a CSV of another shape (no ``step``
+    column, or a column that is not numbers)."""
+    import csv
+    import io
+
+    rows = csv.reader(io.StringIO(text))
+    header = next(rows, None)
+    if not header or "step" not in header:
+        return []
+    step_at = header.index("step")
+    points = []
+    for row in rows:
+        if len(row) != len(header) or not row[step_at].strip().isdigit():
+            continue
+        step = int(row[step_at])
+        for index, cell in enumerate(row):
+            if index == step_at or not cell.strip() or not header[index]:
+                continue
+            try:
+                value = float(cell)
+            except ValueError:
+                return []  # a text column: not a metric log
+            points.append(Point(key=header[index], step=step, value=value))
+    return points
