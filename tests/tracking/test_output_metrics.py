@@ -151,3 +151,38 @@ def test_csv_metric_logs_the_run_writes_become_its_metrics(tmp_path: Path) -> No
     assert "label" not in record["metrics"]
     verified = lockstep(root, "verify", "last")
     assert verified.returncode == 0 and "IDENTICAL" in verified.stdout, verified.stdout
+
+
+# PyTorch's SummaryWriter (what Lightning's and Transformers' TensorBoard loggers use),
+# and two writers logging the same tag, as Keras does for train and validation.
+WRITES_TENSORBOARD = """\
+from torch.utils.tensorboard import SummaryWriter
+train = SummaryWriter("runs/exp/train")
+valid = SummaryWriter("runs/exp/validation")
+for step in range(0, 50, 5):
+    train.add_scalar("loss", 1.0 / (step + 1), step)
+    valid.add_scalar("loss", 2.0 / (step + 1), step)
+train.add_text("note", "not a scalar", 0)
+train.close()
+valid.close()
+"""
+
+
+@pytest.mark.slow
+def test_tensorboard_scalars_the_run_writes_become_its_metrics(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("tensorboard")
+    root = make_repo(
+        tmp_path / "tbproject",
+        {"train.py": WRITES_TENSORBOARD, ".gitignore": ".lockstep/\nruns/\n"},
+    )
+    assert lockstep(root, "init").returncode == 0
+    done = lockstep(root, "run", "--", sys.executable, "train.py", timeout=300)
+    assert done.returncode == 0, done.stderr
+    record = show(root)
+    assert set(record["metrics"]) == {"train/loss", "validation/loss"}
+    steps_values = history(root, "validation/loss")
+    assert [s for s, _ in steps_values] == list(range(0, 50, 5))
+    assert steps_values[1][1] == pytest.approx(2.0 / 6)
+    sources = {f["path"].split("/")[2] for f in record["command"]["metrics_from_files"]}
+    assert sources == {"train", "validation"}

@@ -796,22 +796,52 @@ def _log_points(run: Any, points: Any, already: set[str]) -> tuple[int, set[str]
 def _log_csv_metrics(
     job: _Launch, workspace: Workspace, run: Any, outputs: list[str]
 ) -> list[dict[str, Any]]:
-    """Metric logs the command wrote as CSV (``metrics.csv`` with a ``step`` column, as
-    Lightning's CSVLogger writes it) logged into its run, read after it ended."""
-    from lockstep.tracking.printed_metrics import CSV_LOG_NAMES, csv_points
+    """Metric logs the command wrote, logged into its run, read after it ended: CSV
+    (``metrics.csv`` with a ``step`` column, as Lightning's CSVLogger writes it) and
+    TensorBoard event files (their scalars, at their steps)."""
+    from lockstep.tracking.printed_metrics import (
+        CSV_LOG_NAMES,
+        TENSORBOARD_PREFIX,
+        csv_points,
+        tensorboard_points,
+    )
 
     found: list[dict[str, Any]] = []
-    logs = [p for p in outputs if Path(p).name in CSV_LOG_NAMES and not p.startswith("/")]
-    if not logs:
+    inside = [p for p in outputs if not p.startswith("/")]
+    csvs = [p for p in inside if Path(p).name in CSV_LOG_NAMES]
+    events = [p for p in inside if Path(p).name.startswith(TENSORBOARD_PREFIX)]
+    if not csvs and not events:
         return []
+    # Several event files (Keras: logs/train, logs/validation) log the same tags: each
+    # key then names its folder below the folder they share.
+    shared = os.path.commonpath([str(Path(p).parent) for p in events]) if events else ""
+
+    def tensorboard(path: str) -> list[Any]:
+        folder = os.path.relpath(str(Path(path).parent), shared) if len(events) > 1 else "."
+        prefix = "" if folder == "." else folder.replace(os.sep, "/") + "/"
+        try:
+            return tensorboard_points(str(job.where.project_root / path), prefix)
+        except ImportError:
+            if job.stderr is not None:
+                missing = f"lockstep: {path} not read: the tensorboard package is not installed\n"
+                job.stderr.write(missing.encode())
+            return []
+        except Exception as exc:  # a torn or foreign file: the run is recorded anyway
+            if job.stderr is not None:
+                job.stderr.write(f"lockstep: {path} not read ({exc})\n".encode())
+            return []
+
     _, summaries = workspace.meta.metric_state(run.id)
     already = set(summaries)
-    for path in sorted(logs):
-        try:
-            text = (job.where.project_root / path).read_text(errors="replace")
-        except OSError:
-            continue
-        count, keys, skipped = _log_points(run, csv_points(text), already)
+    for path in sorted(csvs) + sorted(events):
+        if path in csvs:
+            try:
+                points = csv_points((job.where.project_root / path).read_text(errors="replace"))
+            except OSError:
+                continue
+        else:
+            points = tensorboard(path)
+        count, keys, skipped = _log_points(run, points, already)
         if count:
             already |= keys
             found.append(
