@@ -61,6 +61,7 @@ class Recipe:
         seed = sections.get("seed", {})
         determinism = sections.get("determinism", {})
         environment = sections.get("environment", {})
+        printed = command.get("metrics_from_output")  # what --metrics-from-output read
         offset = "."
         if code.get("root") and command.get("project_root"):
             from pathlib import Path
@@ -89,11 +90,9 @@ class Recipe:
                 if isinstance(r, dict)
             ),
             secret_files=tuple(str(p) for p in sections.get("secret_files_skipped", [])),
-            metrics_from_output=isinstance(command.get("metrics_from_output"), dict),
+            metrics_from_output=isinstance(printed, dict),
+            metrics_pattern=printed.get("pattern") if isinstance(printed, dict) else None,
             metrics_from_files=bool(command.get("metrics_from_files")),
-            metrics_pattern=(command.get("metrics_from_output") or {}).get("pattern")
-            if isinstance(command.get("metrics_from_output"), dict)
-            else None,
         )
 
     def command_for(self, environ: Mapping[str, str]) -> tuple[str, ...]:

@@ -690,7 +690,7 @@ def _record_held(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome
     if printed is not None:
         command["metrics_from_output"] = printed
     from_files = (
-        _log_csv_metrics(job, workspace, run, [o.path for o in outputs])
+        _log_metric_files(job, workspace, run, [o.path for o in outputs])
         if request.metrics_from_files
         else []
     )
@@ -793,7 +793,7 @@ def _log_points(run: Any, points: Any, already: set[str]) -> tuple[int, set[str]
     return count, keys, skipped
 
 
-def _log_csv_metrics(
+def _log_metric_files(
     job: _Launch, workspace: Workspace, run: Any, outputs: list[str]
 ) -> list[dict[str, Any]]:
     """Metric logs the command wrote, logged into its run, read after it ended: CSV
