@@ -21,6 +21,7 @@
     │   └── ServerUnreachable              a lockstep server does not answer
     ├── RunStateError(RuntimeError)        an operation the run's state forbids
     ├── PromotionRefused                   an alias move the model's run does not earn
+    ├── MlflowApiError                     an MLflow API request refused, with MLflow's code
     └── RebuildError                       a run's code, data or environment cannot be rebuilt
 
 Each message says what to do next. Context travels as attributes so callers
@@ -264,3 +265,24 @@ class PromotionRefused(LockstepError):
 
 class RebuildError(LockstepError):
     """A run's code, data or environment cannot be rebuilt here."""
+
+
+class MlflowApiError(LockstepError):
+    """An MLflow API request refused, with the error code MLflow's clients branch on."""
+
+    STATUS = {
+        "RESOURCE_DOES_NOT_EXIST": 404,
+        "ENDPOINT_NOT_FOUND": 404,
+        "INVALID_PARAMETER_VALUE": 400,
+        "RESOURCE_ALREADY_EXISTS": 400,
+        "INVALID_STATE": 400,
+        "BAD_REQUEST": 400,
+        "PERMISSION_DENIED": 403,
+        "UNAUTHENTICATED": 401,
+        "INTERNAL_ERROR": 500,
+    }
+
+    def __init__(self, error_code: str, message: str) -> None:
+        self.error_code = error_code
+        self.status = self.STATUS.get(error_code, 400)
+        super().__init__(message)

@@ -309,6 +309,95 @@ run_models = sa.Table(
     sa.Index("ix_run_models_version", "version_id"),
 )
 
+# What MLflow's API knows of experiments, runs and models beyond lockstep's own records
+# (lifecycle stages, experiment and registered-model tags, logged models, the files stored
+# through its artifact proxy). Lockstep's commands never need them.
+mlflow_experiments = sa.Table(
+    "mlflow_experiments",
+    metadata,
+    sa.Column(
+        "experiment_id",
+        sa.Integer,
+        sa.ForeignKey("experiments.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("lifecycle_stage", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("last_update_time", sa.Double, nullable=False),
+    sa.Column("tags_json", sa.Text, nullable=False, server_default="{}"),
+)
+
+mlflow_runs = sa.Table(
+    "mlflow_runs",
+    metadata,
+    sa.Column(
+        "run_id", sa.String(26), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("lifecycle_stage", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("deleted_at", sa.Double),
+)
+
+mlflow_run_inputs = sa.Table(
+    "mlflow_run_inputs",
+    metadata,
+    sa.Column(
+        "run_id", sa.String(26), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("name", sa.String(500), primary_key=True),
+    sa.Column("digest", sa.String(128), primary_key=True),
+    sa.Column("context", sa.String(255), primary_key=True),
+    # The dataset and its input tags as MLflow sent them.
+    sa.Column("doc_json", sa.Text, nullable=False),
+)
+
+# Files stored through the artifact proxy, by their path under it; the bytes are objects.
+mlflow_files = sa.Table(
+    "mlflow_files",
+    metadata,
+    sa.Column("path", sa.String(1000), primary_key=True),
+    sa.Column("digest", sa.String(128), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Index("ix_mlflow_files_digest", "digest"),
+)
+
+logged_models = sa.Table(
+    "logged_models",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("experiment_id", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(500), nullable=False),
+    sa.Column("source_run_id", sa.String(26)),
+    sa.Column("creation_time", sa.Double, nullable=False),
+    # The model as MLflow's API shows it (status, params, tags, metrics, type).
+    sa.Column("doc_json", sa.Text, nullable=False),
+    sa.Index("ix_logged_models_experiment", "experiment_id", "creation_time"),
+)
+
+mlflow_registered_models = sa.Table(
+    "mlflow_registered_models",
+    metadata,
+    sa.Column(
+        "model_id", sa.Integer, sa.ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("tags_json", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("last_updated", sa.Double, nullable=False),
+)
+
+mlflow_model_versions = sa.Table(
+    "mlflow_model_versions",
+    metadata,
+    sa.Column(
+        "version_id",
+        sa.Integer,
+        sa.ForeignKey("model_versions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("logged_model_id", sa.String(64)),
+    sa.Column("stage", sa.String(32), nullable=False, server_default="None"),
+    sa.Column("last_updated", sa.Double, nullable=False),
+)
+
 RUN_CHILD_TABLES = (
     params,
     tags,
@@ -318,6 +407,8 @@ RUN_CHILD_TABLES = (
     run_sections,
     run_datasets,
     run_models,
+    mlflow_runs,
+    mlflow_run_inputs,
 )
 
 # A server's own: its projects (besides "default") and the hashes of its access tokens.

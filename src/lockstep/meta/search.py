@@ -41,6 +41,8 @@ def _apply(column: sa.ColumnElement[Any], op: str, values: tuple[Scalar, ...]) -
         return column.in_(values)
     if op == "like":
         return column.like(values[0])
+    if op == "ilike":
+        return column.ilike(values[0])
     if op == "isnull":
         return column.is_(None)
     if op == "notnull":

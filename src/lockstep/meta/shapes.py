@@ -4,6 +4,9 @@ server's client never loads it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from lockstep.core.records import MetricSummary
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,3 +40,20 @@ class StoredChunks:
     steps: list[bytes]
     values: list[bytes]
     times: list[bytes]
+
+
+def merge_summary(old: MetricSummary | None, key: str, steps: Any, values: Any) -> MetricSummary:
+    """The summary after appending values (NaN is skipped by min and max)."""
+    import numpy as np
+
+    low = float(np.fmin.reduce(values))
+    high = float(np.fmax.reduce(values))
+    if old is not None:
+        low = float(np.fmin(old.min, low))
+        high = float(np.fmax(old.max, high))
+        count = old.count + len(values)
+    else:
+        count = len(values)
+    return MetricSummary(
+        key=key, last=float(values[-1]), last_step=int(steps[-1]), min=low, max=high, count=count
+    )

@@ -236,6 +236,9 @@ class MetaStore:
             found.update(
                 r[0] for r in connection.execute(sa.select(schema.artifacts.c.digest).distinct())
             )
+            found.update(
+                r[0] for r in connection.execute(sa.select(schema.mlflow_files.c.digest).distinct())
+            )
             for row in connection.execute(sa.select(schema.run_sections.c.value_json)):
                 found |= digests_named_in(json.loads(row[0]))
         return found
@@ -512,6 +515,68 @@ class MetaStore:
                 runs.update().where(runs.c.id == run_id).values(heartbeat_at=heartbeat_at)
             )
 
+    def append_series(
+        self, run_id: str, series: Mapping[str, tuple[Any, Any, Any]], now: float
+    ) -> None:
+        """Store points of several keys as one chunk each, numbered and summarised inside the
+        transaction (with the run's row locked): writers that share no state, such as the
+        requests of an MLflow client, never take the same chunk number."""
+        from lockstep.meta.shapes import merge_summary
+
+        runs, chunks, summaries = schema.runs, schema.metric_chunks, schema.metric_summaries
+        keys = list(series)
+        with write_transaction(self.engine) as connection:
+            connection.execute(sa.select(runs.c.id).where(runs.c.id == run_id).with_for_update())
+            seqs = dict(
+                connection.execute(
+                    sa.select(chunks.c.key, sa.func.max(chunks.c.seq))
+                    .where(chunks.c.run_id == run_id, chunks.c.key.in_(keys))
+                    .group_by(chunks.c.key)
+                ).all()
+            )
+            old = {
+                r.key: self._summary(r)
+                for r in connection.execute(
+                    sa.select(summaries).where(
+                        summaries.c.run_id == run_id, summaries.c.key.in_(keys)
+                    )
+                )
+            }
+            chunk_rows, summary_rows = [], []
+            for key, (steps, values, times) in series.items():
+                if not len(steps):
+                    continue
+                chunk_rows.append(
+                    {
+                        "run_id": run_id,
+                        "key": key,
+                        "seq": int(seqs[key]) + 1 if seqs.get(key) is not None else 0,
+                        "count": len(steps),
+                        "first_step": int(steps[0]),
+                        "last_step": int(steps[-1]),
+                        "steps": steps.astype("<i8").tobytes(),
+                        "vals": values.astype("<f8").tobytes(),
+                        "times": times.astype("<f8").tobytes(),
+                    }
+                )
+                summary = merge_summary(old.get(key), key, steps, values)
+                summary_rows.append(
+                    {
+                        "run_id": run_id,
+                        "key": key,
+                        "last": _null_nan(summary.last),
+                        "last_step": summary.last_step,
+                        "min": _null_nan(summary.min),
+                        "max": _null_nan(summary.max),
+                        "count": summary.count,
+                        "summary_json": summary_json(summary),
+                    }
+                )
+            if chunk_rows:
+                connection.execute(chunks.insert(), chunk_rows)
+            upsert(connection, summaries, summary_rows, ("run_id", "key"))
+            connection.execute(runs.update().where(runs.c.id == run_id).values(heartbeat_at=now))
+
     def metric_chunks(self, run_id: str, key: str) -> StoredChunks:
         chunks = schema.metric_chunks
         query = (
@@ -638,11 +703,16 @@ class MetaStore:
         sort: Sequence[SortKey] = (),
         limit: int | None = None,
         offset: int = 0,
+        conditions: Sequence[Any] = (),
     ) -> list[RunRecord]:
         """Runs matching a filter, sorted (newest first by default; missing values last),
-        with their params, final metrics, tags and artifacts."""
+        with their params, final metrics, tags and artifacts. conditions: SQL expressions
+        over runs and experiments that a caller of this SQL store adds (the MLflow API's
+        lifecycle stages and dataset inputs)."""
 
         def matching(query: sa.Select[Any]) -> sa.Select[Any]:
+            if conditions:
+                query = query.where(*conditions)
             if experiment is not None:
                 query = query.where(schema.experiments.c.name == experiment)
             if where is not None:
@@ -679,11 +749,19 @@ class MetaStore:
                 ids += connection.execute(lacking.limit(wanted - len(ids))).scalars()
         return self._load_ids(ids[offset:], with_sections=False)
 
-    def count(self, *, experiment: str | None = None, where: Node | None = None) -> int:
+    def count(
+        self,
+        *,
+        experiment: str | None = None,
+        where: Node | None = None,
+        conditions: Sequence[Any] = (),
+    ) -> int:
         runs = schema.runs
         query = sa.select(sa.func.count()).select_from(
             runs.join(schema.experiments, schema.experiments.c.id == runs.c.experiment_id)
         )
+        if conditions:
+            query = query.where(*conditions)
         if experiment is not None:
             query = query.where(schema.experiments.c.name == experiment)
         if where is not None:

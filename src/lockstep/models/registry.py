@@ -104,28 +104,44 @@ class ModelRegistry:
                 FileEntry(path=inner, digest=a.digest, size=a.size, mode=self._mode(a))
                 for inner, a in sorted(chosen.items())
             ]
-            manifest = {
-                "schema_version": MANIFEST_SCHEMA,
-                "kind": "dir",
-                "files": [[e.path, e.size, e.mode, e.digest] for e in entries],
-            }
-            manifest_digest = self.workspace.objects.put_bytes(canonical_json(manifest)).digest
-            summary = self._summary(entries)
-            host, user = who()
-            self.workspace.objects.publish([manifest_digest, *(e.digest for e in entries)])
-            version, created = self.records.add_version(
-                name=name,
-                manifest_digest=manifest_digest,
-                files=entries,
-                message=message,
-                run_id=run.id,
-                created_by=f"{user}@{host}",
-                summary=summary,
-            )
+            version, created = self.record_version(name, entries, run_id=run.id, message=message)
         moves = [self.move_alias(version, alias) for alias in aliases]
         if moves:
             version = self.records.version_by_id(version.id)
         return RegisterResult(version=version, created=created, stored=stored, aliases=moves)
+
+    def record_version(
+        self,
+        name: str,
+        entries: Sequence[FileEntry],
+        *,
+        run_id: str | None,
+        message: str = "",
+        created_by: str | None = None,
+    ) -> tuple[ModelVersion, bool]:
+        """A version of model name from files already in the object store: its manifest,
+        its summary, its record (the existing version when one has this content). Call it
+        holding the gc guard."""
+        manifest = {
+            "schema_version": MANIFEST_SCHEMA,
+            "kind": "dir",
+            "files": [[e.path, e.size, e.mode, e.digest] for e in entries],
+        }
+        manifest_digest = self.workspace.objects.put_bytes(canonical_json(manifest)).digest
+        summary = self._summary(entries)
+        if created_by is None:
+            host, user = who()
+            created_by = f"{user}@{host}"
+        self.workspace.objects.publish([manifest_digest, *(e.digest for e in entries)])
+        return self.records.add_version(
+            name=name,
+            manifest_digest=manifest_digest,
+            files=entries,
+            message=message,
+            run_id=run_id,
+            created_by=created_by,
+            summary=summary,
+        )
 
     def _files_of(self, run: RunRecord, paths: Sequence[str]) -> dict[str, Artifact]:
         """Name inside the version -> the run's artifact, for each path given."""

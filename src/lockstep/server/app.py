@@ -45,7 +45,12 @@ from lockstep.server.scope import API, PROJECT_API, Caller, Meta, Scope, run_id_
 # thousand points fits many times over).
 MAX_BODY = 64 << 20
 MAX_POINTS = 100_000
-_OBJECT_UPLOAD = re.compile(API + r"/projects/[^/]+/objects/[^/]+")
+# Uploads that stream to disk in their route, whatever their size: objects, and files put
+# through MLflow's artifact proxy.
+_OBJECT_UPLOAD = re.compile(
+    API + r"/projects/[^/]+/objects/[^/]+|(?:" + API + r"/projects/[^/]+/mlflow)?"
+    r"/api/2\.0/mlflow-artifacts/artifacts/.+"
+)
 
 
 def _error(status: int, exc: Exception) -> JSONResponse:
@@ -611,7 +616,7 @@ def create_app(projects: Projects, *, auth: bool = False) -> FastAPI:
     def revoke_token(project: Scope, token_id: str) -> dict[str, Any]:
         return projects.access.revoke(token_id, project.name).to_json()
 
-    from lockstep.server import catalog, documents, hub, objects, records
+    from lockstep.server import catalog, documents, hub, mlflow, objects, records
 
     hub.add_api_routes(api)
     catalog.add_routes(api)
@@ -619,6 +624,7 @@ def create_app(projects: Projects, *, auth: bool = False) -> FastAPI:
     records.add_routes(api)
     documents.add_routes(api)
     app.include_router(api)
+    mlflow.add_routes(app)
     hub.add_site(app)
     app.add_middleware(BodyLimit)
     app.add_middleware(hub.SecurityHeaders)

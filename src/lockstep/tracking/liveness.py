@@ -48,6 +48,10 @@ def is_process_alive(pid: int, started: float | None) -> bool:
 
 
 def is_dead(run: LiveRun, *, host: str, now: float, grace: float) -> bool:
+    if run.pid <= 0:
+        # A run made over MLflow's API: no process to watch and no heartbeat promised;
+        # its client ends it.
+        return False
     if run.host == host:
         return not is_process_alive(run.pid, run.pid_start)
     return now - run.heartbeat_at > grace

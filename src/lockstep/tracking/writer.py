@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from lockstep.core.records import MetricSummary
-from lockstep.meta.shapes import MetricColumns
+from lockstep.meta.shapes import MetricColumns, merge_summary
 from lockstep.tracking.buffer import MetricBuffer, Segment
 
 if TYPE_CHECKING:  # SQLAlchemy loads only with a SQL store
@@ -65,23 +65,6 @@ def columnize(segments: Sequence[Segment]) -> dict[str, tuple[Any, Any, Any]]:
             times.astype("<f8", copy=False),
         )
     return columns
-
-
-def merge_summary(old: MetricSummary | None, key: str, steps: Any, values: Any) -> MetricSummary:
-    """The summary after appending values (NaN is skipped by min and max)."""
-    import numpy as np
-
-    low = float(np.fmin.reduce(values))
-    high = float(np.fmax.reduce(values))
-    if old is not None:
-        low = float(np.fmin(old.min, low))
-        high = float(np.fmax(old.max, high))
-        count = old.count + len(values)
-    else:
-        count = len(values)
-    return MetricSummary(
-        key=key, last=float(values[-1]), last_step=int(steps[-1]), min=low, max=high, count=count
-    )
 
 
 def brief(exc: BaseException) -> str:

@@ -1,0 +1,133 @@
+"""MLflow's artifacts stored by content: files put through its artifact proxy (or the
+plugin's repository) become objects, named by their path under the proxy in SQL, and a
+run's files are also its lockstep artifacts.
+
+Paths from a client are hostile: each is checked as a clean relative path before it names
+anything, and only ever names a row; the bytes go to the object store by their digest, so
+nothing is written outside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lockstep.core import validate
+from lockstep.errors import InvalidValue, MlflowApiError
+
+if TYPE_CHECKING:
+    from lockstep.meta.datasets import FileEntry
+    from lockstep.meta.mlflow_records import MlflowRecords
+    from lockstep.objects.store import LocalObjectStore
+    from lockstep.workspace import Workspace
+
+# Where a run's artifacts show among its lockstep artifacts.
+RUN_PREFIX = "mlflow/"
+_RUN_PATH = re.compile(r"runs/([0-9a-z]{26})/artifacts/(.+)")
+_MODEL_ROOT = re.compile(r"models/(m-[0-9a-f]{32})/artifacts")
+
+
+def clean(path: str) -> str:
+    """A proxy path as a clean relative path ('' for the root), or a 400."""
+    stripped = path.strip("/")
+    if not stripped:
+        return ""
+    try:
+        return validate.relative_path(stripped, "artifact path")
+    except InvalidValue as exc:
+        raise MlflowApiError("INVALID_PARAMETER_VALUE", str(exc)) from None
+
+
+def listing(records: MlflowRecords, root: str, inner: str) -> list[dict[str, Any]]:
+    """The files and folders directly under root/inner, paths relative to root."""
+    inner = clean(inner)
+    base = f"{root}/{inner}" if inner else root
+    entries: dict[str, dict[str, Any]] = {}
+    for row in records.files_under(base):
+        rest = row.path[len(base) + 1 :] if base else row.path
+        head, _, tail = rest.partition("/")
+        relative = f"{inner}/{head}" if inner else head
+        if tail:
+            entries.setdefault(relative, {"path": relative, "is_dir": True})
+        else:
+            entries[relative] = {"path": relative, "is_dir": False, "file_size": row.size}
+    return [entries[k] for k in sorted(entries)]
+
+
+def source_root(source: str, scheme: str) -> str | None:
+    """The proxy path a model version's source names, or None for an address elsewhere."""
+    if source.startswith("models:/"):
+        model_id = source.removeprefix("models:/").strip("/")
+        return f"models/{model_id}/artifacts" if re.fullmatch(r"m-[0-9a-f]{32}", model_id) else None
+    if source.startswith("runs:/"):
+        run_id, _, inner = source.removeprefix("runs:/").partition("/")
+        if not re.fullmatch(r"[0-9a-z]{26}", run_id):
+            return None
+        inner = clean(inner)
+        return f"runs/{run_id}/artifacts" + (f"/{inner}" if inner else "")
+    for prefix in (f"{scheme}:", "mlflow-artifacts:", "lockstep:"):
+        if source.startswith(prefix):
+            return clean(source.removeprefix(prefix).lstrip("/")) or None
+    return None
+
+
+def source_files(
+    records: MlflowRecords, source: str, scheme: str
+) -> tuple[list[FileEntry], str | None]:
+    """The files under a model version's source (paths relative to it), and its root."""
+    from lockstep.meta.datasets import FileEntry
+
+    root = source_root(source, scheme)
+    if root is None:
+        return [], None
+    entries = [
+        FileEntry(path=row.path[len(root) + 1 :], digest=row.digest, size=row.size, mode=0o644)
+        for row in records.files_under(root)
+    ]
+    return entries, root
+
+
+def record(workspace: Workspace, records: MlflowRecords, path: str, digest: str, size: int) -> None:
+    """Name the stored object at path; a run's file joins that run's artifacts."""
+    from lockstep.core.records import Artifact
+
+    records.put_file(path, digest, size)
+    match = _RUN_PATH.fullmatch(path)
+    if match and workspace.meta.has_run(match.group(1)):
+        workspace.meta.add_artifacts(
+            match.group(1),
+            [Artifact(path=RUN_PREFIX + match.group(2), digest=digest, size=size, kind="artifact")],
+        )
+
+
+def store_file(objects: LocalObjectStore, source: Path) -> tuple[str, int]:
+    """Store a finished upload (moved, not copied, into the store) and return its digest
+    and size; on S3, the object goes to the bucket."""
+    from lockstep.objects.hashing import hash_file
+
+    digest, size = hash_file(source)
+    objects.put_fetched(digest, lambda tmp: os.replace(source, tmp))
+    return digest, size
+
+
+def read(objects: LocalObjectStore, records: MlflowRecords, path: str) -> tuple[str, int]:
+    """The digest and size of the file at path, or a 404."""
+    found = records.file(clean(path))
+    if found is None:
+        raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"Artifact {path[:200]!r} not found")
+    return found.digest, found.size
+
+
+def chunks(objects: LocalObjectStore, digest: str, size: int = 1 << 20) -> Iterator[bytes]:
+    with objects.open(digest) as handle:
+        while piece := handle.read(size):
+            yield piece
+
+
+def upload_name(path: str) -> str:
+    """A temporary file name for an upload in flight (never derived from the path itself)."""
+    return "mlflow-" + hashlib.sha256(path.encode()).hexdigest()[:16] + f"-{os.getpid()}"
