@@ -219,9 +219,6 @@ class MlflowService:
         self.host = host
         self.pid = pid
         self.user = user
-        # Buffered metric writers of runs this process owns (the plugin); a server writes
-        # each request through, so any worker reads what another stored.
-        self.writers: dict[str, Any] = {}
         # The run `lockstep run` made, if MLflow's first run in it should be that run.
         self.claim: Callable[[], str | None] | None = None
 
@@ -407,7 +404,6 @@ class MlflowService:
             run_id = validate.run_id(value)
         except InvalidValue:
             raise _missing(f"Run '{value[:40]}' not found") from None
-        self._flush(run_id)
         try:
             return self.meta.get_run(run_id)
         except RunNotFound:
@@ -567,7 +563,6 @@ class MlflowService:
                 raise _invalid(f"Invalid run status {status!r}")
             end = _int(body, "end_time")
             final = RunStatus(lowered).is_final
-            self._close_writer(record.id)
             self.records.set_run_status(
                 record.id,
                 lowered,
@@ -751,11 +746,6 @@ class MlflowService:
             steps.append(step)
             values.append(value)
             times.append(stamp / 1000.0 if stamp is not None else now)
-        writer = self.writers.get(run_id)
-        if writer is not None:
-            for key, (steps, values, times) in series.items():
-                writer.buffer.add_points(key, steps, values, times)
-            return
         self.meta.append_series(
             run_id,
             {
@@ -764,16 +754,6 @@ class MlflowService:
             },
             now,
         )
-
-    def _flush(self, run_id: str) -> None:
-        writer = self.writers.get(run_id)
-        if writer is not None:
-            writer.flush()
-
-    def _close_writer(self, run_id: str) -> None:
-        writer = self.writers.pop(run_id, None)
-        if writer is not None:
-            writer.close()
 
     def log_inputs(self, body: dict[str, Any]) -> dict[str, Any]:
         record = self._active_run(body)
@@ -892,7 +872,6 @@ class MlflowService:
     def _history(self, run_id: str, key: str) -> Any:
         from lockstep.tracking.history import MetricHistory
 
-        self._flush(run_id)
         return MetricHistory.from_chunks(key, self.meta.metric_chunks(run_id, key))
 
     def get_metric_history(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -1010,8 +989,6 @@ class MlflowService:
             "status": "LOGGED_MODEL_PENDING",
             "tags": [{"key": k, "value": v} for k, v in _pairs(body.get("tags"), "tags").items()],
         }
-        if self.user:
-            info["creator_id"] = self.user
         doc = {
             "info": info,
             "data": {

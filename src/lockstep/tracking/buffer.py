@@ -80,19 +80,6 @@ class MetricBuffer:
             self._calls += 1
         self.next_step = step + 1
 
-    def add_points(
-        self, key: str, steps: list[int], values: list[float], times: list[float]
-    ) -> None:
-        """Points of one key with their own steps and wall times (an MLflow batch, a
-        TensorBoard file); checked by the caller."""
-        with self._lock:
-            segment = self._segment_for((key,))
-            segment.values.extend(values)
-            segment.steps.extend(steps)
-            segment.times.extend(times)
-            segment.calls.extend(range(self._calls, self._calls + len(steps)))
-            self._calls += len(steps)
-
     def _segment_for(self, keys: tuple[str, ...]) -> Segment:
         segment = self._segments.get(keys)
         if segment is None:

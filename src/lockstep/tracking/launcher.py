@@ -304,6 +304,22 @@ def _child_env(
     return env
 
 
+def _point_mlflow(env: dict[str, str], settings: Settings) -> None:
+    """Where the command's MLflow client writes, unless the user set MLFLOW_TRACKING_URI:
+    the lockstep server in use (its MLflow API, with the same token), or this run itself
+    (the bootstrap points MLflow at the local store where lockstep's plugin is installed,
+    and the command's first MLflow run is this run)."""
+    if env.get("MLFLOW_TRACKING_URI"):
+        return
+    if settings.tracking_uri:
+        served = settings.with_login()
+        env["MLFLOW_TRACKING_URI"] = served.tracking_uri or settings.tracking_uri
+        if served.token and not env.get("MLFLOW_TRACKING_TOKEN"):
+            env["MLFLOW_TRACKING_TOKEN"] = served.token
+        return
+    env["LOCKSTEP_MLFLOW"] = "1"
+
+
 def _read_reports(capture_dir: Path) -> list[dict[str, Any]]:
     reports = []
     for path in sorted(capture_dir.glob("process-*.json")):
@@ -378,6 +394,7 @@ def launch(
             )
         )
         env = _child_env(where, run_id, seed, request, environ, capture_dir, started)
+        _point_mlflow(env, settings)
         job = _Launch(
             settings=settings,
             where=where,

@@ -83,6 +83,18 @@ def _lockstep_bootstrap() -> None:
 
         seeding.AFTER_IMPORT.setdefault("torch", []).append(start_watch)
 
+    if os.environ.get("LOCKSTEP_MLFLOW") == "1" and not os.environ.get("MLFLOW_TRACKING_URI"):
+        # MLflow's client writes into this run through lockstep's plugin, when both are
+        # installed where this interpreter looks (else MLflow keeps its own default).
+        try:
+            import importlib.util
+
+            if importlib.util.find_spec("mlflow") and importlib.util.find_spec("lockstep"):
+                os.environ["MLFLOW_TRACKING_URI"] = "lockstep:"
+                report["mlflow"] = "lockstep:"
+        except Exception as exc:
+            errors.append(f"mlflow: {type(exc).__name__}: {exc}")
+
     recorder = None
     try:
         iohook = load("capture/iohook.py", "_lockstep_iohook")
