@@ -32,8 +32,11 @@ _MODEL_ROOT = re.compile(r"models/(m-[0-9a-f]{32})/artifacts")
 
 
 def clean(path: str) -> str:
-    """A proxy path as a clean relative path ('' for the root), or a 400."""
-    stripped = path.strip("/")
+    """A proxy path as a clean relative path ('' for the root), or a 400 (an absolute one
+    too: nothing from a client names a place outside the proxy)."""
+    if path.startswith("/"):
+        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"artifact path {path[:200]!r} is absolute")
+    stripped = path.rstrip("/")
     if not stripped:
         return ""
     try:

@@ -1460,9 +1460,18 @@ def _experiment_matches(row: dict[str, Any], clause: search.Clause) -> bool:
     return _compare(row[clause.key], clause.op, clause.values)
 
 
+def _registry_tag(row: dict[str, Any], clause: search.Clause) -> bool:
+    """A registry tag clause: MLflow's client filters prompts out with ``!=``, which a
+    model without the tag passes."""
+    value = _tag(row["tags"], clause.key)
+    if value is None and clause.op in ("!=", "notin"):
+        return True
+    return _compare(value, clause.op, clause.values)
+
+
 def _registered_matches(row: dict[str, Any], clause: search.Clause) -> bool:
     if clause.namespace == "tags":
-        return _compare(_tag(row["tags"], clause.key), clause.op, clause.values)
+        return _registry_tag(row, clause)
     if clause.key not in ("name",):
         raise _invalid(f"Invalid attribute key {clause.key!r} for registered models")
     return _compare(row["name"], clause.op, clause.values)
@@ -1470,7 +1479,7 @@ def _registered_matches(row: dict[str, Any], clause: search.Clause) -> bool:
 
 def _version_matches(row: dict[str, Any], clause: search.Clause) -> bool:
     if clause.namespace == "tags":
-        return _compare(_tag(row["tags"], clause.key), clause.op, clause.values)
+        return _registry_tag(row, clause)
     key = {"version_number": "version"}.get(clause.key, clause.key)
     if key not in ("name", "version", "run_id", "source", "model_id", "current_stage"):
         raise _invalid(f"Invalid attribute key {clause.key!r} for model versions")
