@@ -12,8 +12,9 @@ from pathlib import Path
 
 
 def _client(home: str) -> object:
-    import mlflow
     from mlflow.tracking import MlflowClient
+
+    import mlflow
 
     uri = f"sqlite:///{Path(home) / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
@@ -52,8 +53,9 @@ def log_metrics(home: str, *, asynchronous: bool, steps: int, keys: int = 10) ->
 
 
 def log_batch(home: str, keys: int = 10, steps: int = 2_000) -> dict[str, float]:
-    import mlflow
     from mlflow.entities import Metric
+
+    import mlflow
 
     client = _client(home)
     with mlflow.start_run() as run:
@@ -100,8 +102,9 @@ def search(home: str, runs: int = 1_000, repeat: int = 5) -> dict[str, float]:
 
 
 def history(home: str, points: int = 20_000, repeat: int = 5) -> dict[str, float]:
-    import mlflow
     from mlflow.entities import Metric
+
+    import mlflow
 
     client = _client(home)
     with mlflow.start_run() as run:

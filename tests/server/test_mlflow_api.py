@@ -110,7 +110,7 @@ def mlflow_server(server: str, tmp_path: Path) -> tuple[str, Path]:
 
 
 def test_the_everyday_flow(mlflow_server: tuple[str, Path], tmp_path: Path) -> None:
-    url, home = mlflow_server
+    url, _ = mlflow_server
     client_dir = tmp_path / "client"
     client_dir.mkdir()
     out = mlflow_client(client_dir, url, EVERYDAY)

@@ -273,7 +273,7 @@ def _root(artifact_uri: str) -> str:
 
     if not artifact_uri.startswith(f"{SCHEME}:"):
         raise MlflowException(f"{artifact_uri!r} is not a lockstep: artifact location")
-    return artifacts.clean(artifact_uri[len(SCHEME) + 1 :])
+    return artifacts.clean(artifact_uri[len(SCHEME) + 1 :].lstrip("/"))
 
 
 class LockstepArtifactRepository(ArtifactRepository):
