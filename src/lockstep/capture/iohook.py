@@ -53,8 +53,16 @@ class FileRecorder:
     first opened is an input of the run, and a rerun must start from it.
     """
 
-    def __init__(self, root: str | None = None, preimage_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        root: str | None = None,
+        preimage_dir: str | None = None,
+        announce: str | None = None,
+    ) -> None:
         self.seen: dict[str, int] = {}
+        # Where to name a metric log (TensorBoard events, metrics.csv) the moment it is
+        # first opened for writing: `lockstep run` reads it while the command runs.
+        self.announce = announce
         self.enabled = True
         self.root = os.path.realpath(root) + os.sep if root else None
         self.preimage_dir = preimage_dir
@@ -113,7 +121,26 @@ class FileRecorder:
                 self.seen[path] = READ
             if before & READ:
                 self.before_write(path)
+        if kind & WRITE and not before & WRITE and self.announce is not None:
+            name = path.rpartition("/")[2]
+            if name == "metrics.csv" or name.startswith("events.out.tfevents."):
+                self._announce(path)
         self.seen[path] = before | kind
+
+    def _announce(self, path: str) -> None:
+        if self.announce is None:
+            return
+        self.enabled = False  # this open is lockstep's own
+        try:
+            fd = os.open(self.announce, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, (path + "\n").encode())
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # read when the run ends instead
+        finally:
+            self.enabled = True
 
     def files(self, root: str, ignore: list[str]) -> dict[str, int]:
         """Regular files under root, outside ignored directories, as project-relative paths."""
@@ -182,8 +209,10 @@ def default_ignores() -> list[str]:
     return sorted(p for p in paths if p)
 
 
-def install(root: str | None = None, preimage_dir: str | None = None) -> FileRecorder:
+def install(
+    root: str | None = None, preimage_dir: str | None = None, announce: str | None = None
+) -> FileRecorder:
     """Start recording this process's opens (audit hooks cannot be removed; disable instead)."""
-    recorder = FileRecorder(root, preimage_dir)
+    recorder = FileRecorder(root, preimage_dir, announce)
     sys.addaudithook(recorder.hook)
     return recorder

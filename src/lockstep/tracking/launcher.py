@@ -41,6 +41,7 @@ from lockstep.tracking import snapshot
 from lockstep.workspace import locate
 
 if TYPE_CHECKING:  # SQLAlchemy loads while the command already runs
+    from lockstep.tracking.metric_files import MetricFiles
     from lockstep.workspace import Workspace
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent / "bootstrap"
@@ -265,6 +266,7 @@ class _Outcome:
     seen_signals: list[int]
     parent_packages: Any
     hardware: Any
+    metric_files: MetricFiles | None  # the metric logs read while it ran
 
 
 def _child_env(
@@ -535,7 +537,12 @@ def _supervise(job: _Launch) -> LaunchResult:
                     },
                 },
             )
-            _, wait_status, usage = os.wait4(process.pid, 0)
+            metric_files = _watch_metric_files(job, workspace, run.id)
+            try:
+                _, wait_status, usage = os.wait4(process.pid, 0)
+            finally:
+                if metric_files is not None:
+                    metric_files.stop()
         except BaseException as exc:
             if not run.finished:
                 interrupted = isinstance(exc, KeyboardInterrupt)
@@ -562,6 +569,7 @@ def _supervise(job: _Launch) -> LaunchResult:
         seen_signals=seen_signals,
         parent_packages=parent_packages,
         hardware=hardware,
+        metric_files=metric_files,
     )
     return _record(job, workspace, run, outcome)
 
@@ -707,8 +715,8 @@ def _record_held(job: _Launch, workspace: Workspace, run: Any, outcome: _Outcome
     if printed is not None:
         command["metrics_from_output"] = printed
     from_files = (
-        _log_metric_files(job, workspace, run, [o.path for o in outputs])
-        if request.metrics_from_files
+        outcome.metric_files.finish([o.path for o in outputs])
+        if outcome.metric_files is not None
         else []
     )
     if from_files:
@@ -810,66 +818,22 @@ def _log_points(run: Any, points: Any, already: set[str]) -> tuple[int, set[str]
     return count, keys, skipped
 
 
-def _log_metric_files(
-    job: _Launch, workspace: Workspace, run: Any, outputs: list[str]
-) -> list[dict[str, Any]]:
-    """Metric logs the command wrote, logged into its run, read after it ended: CSV
-    (``metrics.csv`` with a ``step`` column, as Lightning's CSVLogger writes it) and
-    TensorBoard event files (their scalars, at their steps)."""
-    from lockstep.tracking.printed_metrics import (
-        CSV_LOG_NAMES,
-        TENSORBOARD_PREFIX,
-        csv_points,
-        tensorboard_points,
+def _watch_metric_files(job: _Launch, workspace: Workspace, run_id: str) -> MetricFiles | None:
+    """Read the command's metric logs into its run while it runs (unless turned off)."""
+    if not job.request.metrics_from_files:
+        return None
+    from lockstep.tracking.metric_files import MetricFiles
+
+    def note(text: str) -> None:
+        if job.stderr is not None:
+            job.stderr.write((text + "\n").encode())
+            job.stderr.flush()
+
+    watcher = MetricFiles(
+        workspace.meta, run_id, job.where.project_root, job.capture_dir, note=note
     )
-
-    found: list[dict[str, Any]] = []
-    inside = [p for p in outputs if not p.startswith("/")]
-    csvs = [p for p in inside if Path(p).name in CSV_LOG_NAMES]
-    events = [p for p in inside if Path(p).name.startswith(TENSORBOARD_PREFIX)]
-    if not csvs and not events:
-        return []
-    # Several event files (Keras: logs/train, logs/validation) log the same tags: each
-    # key then names its folder below the folder they share.
-    shared = os.path.commonpath([str(Path(p).parent) for p in events]) if events else ""
-
-    def tensorboard(path: str) -> list[Any]:
-        folder = os.path.relpath(str(Path(path).parent), shared) if len(events) > 1 else "."
-        prefix = "" if folder == "." else folder.replace(os.sep, "/") + "/"
-        try:
-            return tensorboard_points(str(job.where.project_root / path), prefix)
-        except ImportError:
-            if job.stderr is not None:
-                missing = f"lockstep: {path} not read: the tensorboard package is not installed\n"
-                job.stderr.write(missing.encode())
-            return []
-        except Exception as exc:  # a torn or foreign file: the run is recorded anyway
-            if job.stderr is not None:
-                job.stderr.write(f"lockstep: {path} not read ({exc})\n".encode())
-            return []
-
-    _, summaries = workspace.meta.metric_state(run.id)
-    already = set(summaries)
-    for path in sorted(csvs) + sorted(events):
-        if path in csvs:
-            try:
-                points = csv_points((job.where.project_root / path).read_text(errors="replace"))
-            except OSError:
-                continue
-        else:
-            points = tensorboard(path)
-        count, keys, skipped = _log_points(run, points, already)
-        if count:
-            already |= keys
-            found.append(
-                {"path": path, "points": count, "keys": sorted(keys), "skipped": sorted(skipped)}
-            )
-    if found and job.stderr is not None:
-        total = sum(int(f["points"]) for f in found)
-        paths = ", ".join(f["path"] for f in found)
-        job.stderr.write(f"lockstep: {total} metric points read from {paths}\n".encode())
-        job.stderr.flush()
-    return found
+    watcher.start()
+    return watcher
 
 
 def _log_printed_metrics(job: _Launch, workspace: Workspace, run: Any) -> dict[str, Any] | None:

@@ -61,6 +61,7 @@ class Point:
     key: str
     step: int | None
     value: float
+    time: float | None = None  # the wall time the writer recorded, where it records one
 
 
 def _masked(line: str) -> str:
@@ -169,27 +170,3 @@ def csv_points(text: str) -> list[Point]:
 
 
 TENSORBOARD_PREFIX = "events.out.tfevents."
-
-
-def tensorboard_points(path: str, prefix: str = "") -> list[Point]:
-    """The scalars of one TensorBoard event file (through the tensorboard package,
-    which every writer of these files needs installed); keys get prefix."""
-    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
-    from tensorboard.util import tensor_util
-
-    points = []
-    for event in EventFileLoader(path).Load():
-        if not event.HasField("summary"):
-            continue
-        for value in event.summary.value:
-            if value.HasField("simple_value"):
-                number = float(value.simple_value)
-            elif value.HasField("tensor"):
-                array = tensor_util.make_ndarray(value.tensor)
-                if array.size != 1 or array.dtype.kind not in "fiu":
-                    continue  # images, histograms, text: not scalars
-                number = float(array.reshape(()))
-            else:
-                continue
-            points.append(Point(key=prefix + value.tag, step=int(event.step), value=number))
-    return points

@@ -104,6 +104,8 @@ def _lockstep_bootstrap() -> None:
         recorder = iohook.install(
             os.environ.get("LOCKSTEP_PROJECT_ROOT"),
             os.path.join(capture_dir, f"preimages-{os.getpid()}"),
+            # metric logs named as they are created: read into the run while it runs
+            os.path.join(capture_dir, "metric-files.txt"),
         )
     except Exception as exc:
         errors.append(f"file recording: {type(exc).__name__}: {exc}")
