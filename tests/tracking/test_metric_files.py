@@ -115,3 +115,40 @@ run.finish()
     assert metric_json(root, "loss")["values"] == [9.0] * 5  # the script's own, not doubled
     (entry,) = show(root)["command"]["metrics_from_files"]
     assert entry["keys"] == ["lr"] and entry["skipped"] == ["loss"]
+
+
+def _event_file(tmp_path: Path) -> Path:
+    pytest.importorskip("torch")
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(tmp_path / "tb"))
+    for step in range(5):
+        writer.add_scalar("loss", float(step), step, walltime=100.0 + step)
+    writer.close()
+    return next((tmp_path / "tb").iterdir())
+
+
+def test_a_record_being_written_waits_for_the_next_read(tmp_path: Path) -> None:
+    from lockstep.tracking.metric_files import EventRecords, _scalars
+
+    whole = _event_file(tmp_path).read_bytes()
+    growing = tmp_path / "events.out.tfevents.growing"
+    growing.write_bytes(whole[:-7])  # the last record cut short, as a writer mid-write
+    records = EventRecords(growing)
+    first = _scalars(records.read(), "")
+    assert [p.step for p in first] == [0, 1, 2, 3]
+    assert _scalars(records.read(), "") == []  # still incomplete: nothing read twice
+    growing.write_bytes(whole)
+    rest = _scalars(records.read(), "")
+    assert [(p.key, p.step, p.value, p.time) for p in rest] == [("loss", 4, 4.0, 104.0)]
+
+
+def test_a_damaged_record_is_refused(tmp_path: Path) -> None:
+    from lockstep.tracking.metric_files import CorruptLog, EventRecords
+
+    data = bytearray(_event_file(tmp_path).read_bytes())
+    data[-6] ^= 0xFF  # a bit flipped inside the last record's data
+    damaged = tmp_path / "events.out.tfevents.damaged"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(CorruptLog):
+        EventRecords(damaged).read()

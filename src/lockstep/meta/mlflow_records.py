@@ -141,6 +141,19 @@ class MlflowRecords:
 
     # runs ----------------------------------------------------------------------
 
+    def run_stage(self, run_id: str) -> str | None:
+        """The run's lifecycle stage in one query; None when there is no such run (what a
+        metric write needs to know, without loading the run)."""
+        r, m = schema.runs, schema.mlflow_runs
+        query = (
+            sa.select(r.c.id, m.c.lifecycle_stage)
+            .select_from(r.outerjoin(m, m.c.run_id == r.c.id))
+            .where(r.c.id == run_id)
+        )
+        with read_transaction(self.engine) as connection:
+            row = connection.execute(query).first()
+        return None if row is None else (row.lifecycle_stage or "active")
+
     def run_stages(self, run_ids: Sequence[str]) -> dict[str, str]:
         """run id -> lifecycle stage, for those not active."""
         m = schema.mlflow_runs

@@ -526,7 +526,10 @@ class MetaStore:
         runs, chunks, summaries = schema.runs, schema.metric_chunks, schema.metric_summaries
         keys = list(series)
         with write_transaction(self.engine) as connection:
-            connection.execute(sa.select(runs.c.id).where(runs.c.id == run_id).with_for_update())
+            if connection.dialect.name != "sqlite":  # SQLite's writers queue already
+                connection.execute(
+                    sa.select(runs.c.id).where(runs.c.id == run_id).with_for_update()
+                )
             seqs = dict(
                 connection.execute(
                     sa.select(chunks.c.key, sa.func.max(chunks.c.seq))

@@ -646,9 +646,27 @@ class MlflowService:
 
     # logging -----------------------------------------------------------------------
 
+    def _active_run_id(self, body: Mapping[str, Any]) -> str:
+        """The id of an active run, checked in one query (the metric path loads no run)."""
+        value = body.get("run_id") or body.get("run_uuid")
+        if not isinstance(value, str):
+            raise _invalid("Missing value for required parameter 'run_id'.")
+        try:
+            run_id = validate.run_id(value)
+        except InvalidValue:
+            raise _missing(f"Run '{value[:40]}' not found") from None
+        stage = self.records.run_stage(run_id)
+        if stage is None:
+            raise _missing(f"Run '{run_id}' not found")
+        if stage != "active":
+            raise MlflowApiError(
+                "INVALID_STATE",
+                f"The run {run_id} must be in the 'active' state. Current state is {stage}.",
+            )
+        return run_id
+
     def log_metric(self, body: dict[str, Any]) -> dict[str, Any]:
-        record = self._active_run(body)
-        self._append(record.id, [body])
+        self._append(self._active_run_id(body), [body])
         return {}
 
     def log_param(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -688,6 +706,9 @@ class MlflowService:
                 f"A batch logging request can contain at most {MAX_BATCH_TOTAL} metrics, params "
                 "and tags in total."
             )
+        if not params and not tags:
+            self._append(self._active_run_id(body), metrics)
+            return {}
         record = self._active_run(body)
         if params:
             self._params(record, params)

@@ -41,7 +41,7 @@ class _Source:
     path: str  # relative to the project
     absolute: Path
     prefix: str = ""
-    loader: Any = None  # a TensorBoard EventFileLoader, which continues where it stopped
+    records: EventRecords | None = None  # a TensorBoard file, read on from where it stopped
     read: int = 0  # CSV: points already taken from the file
     points: int = 0  # stored
     started: bool = False  # read from, so its keys are named for good
@@ -186,13 +186,9 @@ class MetricFiles:
             new, source.read = points[source.read :], max(source.read, len(points))
             return new
         try:
-            if source.loader is None:
-                from tensorboard.backend.event_processing.event_file_loader import (
-                    EventFileLoader,
-                )
-
-                source.loader = EventFileLoader(str(source.absolute))
-            return _scalars(source.loader.Load(), source.prefix)
+            if source.records is None:
+                source.records = EventRecords(source.absolute)
+            return _scalars(source.records.read(), source.prefix)
         except ImportError:
             source.failed = True
             self.note(f"lockstep: {source.path} not read: the tensorboard package is not installed")
@@ -248,23 +244,91 @@ def _order(source: _Source) -> tuple[int, str]:
     return (0 if source.path.endswith(".csv") else 1, source.path)
 
 
-def _scalars(events: Iterable[Any], prefix: str) -> list[Point]:
-    """The scalar values among TensorBoard events, at their steps and wall times."""
-    from tensorboard.util import tensor_util
+class CorruptLog(Exception):
+    """A record of an event file whose checksum does not match."""
+
+
+def _masked_crc(data: bytes) -> int:
+    import google_crc32c
+
+    crc = int(google_crc32c.value(data))
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+class EventRecords:
+    """The complete records of a TensorBoard event file (TFRecord framing: length, its
+    checksum, the data, its checksum), each read once: a record still being written is
+    left for the next read."""
+
+    MAX_READ = 64 << 20  # bytes a read takes at most; the rest waits for the next
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def read(self) -> list[bytes]:
+        import struct
+
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read(self.MAX_READ)
+        records, pos = [], 0
+        while len(data) - pos >= 12:
+            (length,) = struct.unpack_from("<Q", data, pos)
+            if _masked_crc(data[pos : pos + 8]) != struct.unpack_from("<I", data, pos + 8)[0]:
+                raise CorruptLog(f"a damaged record at byte {self.offset + pos}")
+            end = pos + 12 + length + 4
+            if end > len(data):
+                break
+            payload = data[pos + 12 : pos + 12 + length]
+            if _masked_crc(payload) != struct.unpack_from("<I", data, end - 4)[0]:
+                raise CorruptLog(f"a damaged record at byte {self.offset + pos}")
+            records.append(payload)
+            pos = end
+        self.offset += pos
+        return records
+
+
+# TensorFlow's dtypes a scalar summary comes in, as NumPy reads their bytes.
+_DTYPES = {1: "<f4", 2: "<f8", 3: "<i4", 9: "<i8", 19: "<f2", 4: "u1", 5: "<i2", 6: "i1"}
+
+
+def _tensor_scalar(tensor: Any) -> float | None:
+    """A scalar tensor's value; None for anything else (images, histograms, text)."""
+    import numpy as np
+
+    if any(d.size != 1 for d in tensor.tensor_shape.dim):
+        return None
+    for name in ("float_val", "double_val", "int_val", "int64_val"):
+        values = getattr(tensor, name)
+        if len(values) == 1:
+            return float(values[0])
+    dtype = _DTYPES.get(tensor.dtype)
+    if dtype is None or not tensor.tensor_content:
+        return None
+    array = np.frombuffer(tensor.tensor_content, dtype=dtype)
+    return float(array[0]) if array.size == 1 else None
+
+
+def _scalars(records: Iterable[bytes], prefix: str) -> list[Point]:
+    """The scalar values in TensorBoard event records, at their steps and wall times
+    (parsed with the tensorboard package's compiled Event message)."""
+    from tensorboard.compat.proto.event_pb2 import Event
 
     points = []
-    for event in events:
+    for record in records:
+        event = Event.FromString(record)
         if not event.HasField("summary"):
             continue
         for value in event.summary.value:
-            if value.HasField("simple_value"):
-                number = float(value.simple_value)
-            elif value.HasField("tensor"):
-                array = tensor_util.make_ndarray(value.tensor)
-                if array.size != 1 or array.dtype.kind not in "fiu":
-                    continue  # images, histograms, text: not scalars
-                number = float(array.reshape(()))
+            kind = value.WhichOneof("value")
+            if kind == "simple_value":
+                number: float | None = float(value.simple_value)
+            elif kind == "tensor":
+                number = _tensor_scalar(value.tensor)
             else:
+                continue
+            if number is None:
                 continue
             points.append(
                 Point(
