@@ -126,6 +126,7 @@ def service() -> MlflowService:
         )
         if settings.attach_run_id and os.environ.get("LOCKSTEP_CAPTURE_DIR"):
             made.claim = _claimer(settings.attach_run_id, Path(os.environ["LOCKSTEP_CAPTURE_DIR"]))
+            made.launcher_run_id = settings.attach_run_id
         _points = PointBuffer(made, settings.flush_interval)
         atexit.register(_points.close)
         _service = made
@@ -235,11 +236,11 @@ def _checked_run(run_id: str) -> None:
 
 
 def _log_point(run_id: str, metric: Metric) -> None:
-    from lockstep.mlflow.service import _float, _key
+    from lockstep.mlflow.values import checked_key, field_float
 
     try:
-        key = _key(metric.key, "metric key")
-        value = _float(metric.value, "value")
+        key = checked_key(metric.key, "metric key")
+        value = field_float(metric.value, "value")
     except MlflowApiError as exc:
         raise _rest_error(exc.error_code, str(exc)) from None
     assert _points is not None

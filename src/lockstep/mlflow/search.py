@@ -237,9 +237,7 @@ def run_filter(text: str) -> tuple[Node | None, list[Clause]]:
             continue
         if namespace == "tags" and key == "mlflow.runName":
             namespace, key = "attributes", "run_name"
-        if namespace == "tags" and key == "mlflow.user":
-            pass
-        elif namespace == "attributes":
+        if namespace == "attributes":
             if key == "user_id":
                 namespace, key = "tags", "mlflow.user"
             elif key not in RUN_ATTRIBUTES:
