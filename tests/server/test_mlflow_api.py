@@ -324,3 +324,39 @@ def test_auth_tokens_and_roles(tmp_path: Path) -> None:
             headers={"authorization": f"Bearer {reader}"},
         )
         assert status == 200 and len(body["runs"]) == 1
+
+
+def test_multipart_upload_through_the_proxy(
+    mlflow_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, _ = mlflow_server
+    out = mlflow_client(
+        tmp_path,
+        url,
+        """
+        import json, os, mlflow
+        from mlflow import MlflowClient
+        data = os.urandom(5 * 1024 * 1024 + 123)
+        with open("big.bin", "wb") as f:
+            f.write(data)
+        with mlflow.start_run() as run:
+            mlflow.log_artifact("big.bin", artifact_path="weights")
+        path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="weights/big.bin")
+        print(json.dumps({"same": open(path, "rb").read() == data, "run": run.info.run_id}))
+        """,
+        MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD="true",
+        MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE="1",
+        MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE=str(1024 * 1024),
+    )
+    assert out["same"]
+    run = httpx.get(f"{url}/api/v1/projects/default/runs/{out['run']}").json()
+    assert {a["path"] for a in run["artifacts"]} == {"mlflow/weights/big.bin"}
+    # The parts are gone once joined; an upload id that was never handed out is no door.
+    answer = httpx.put(
+        f"{url}/api/2.0/mlflow-artifacts/mpu/part/default/{'A' * 32}/1", content=b"x"
+    )
+    assert answer.status_code == 404
+    answer = httpx.put(
+        f"{url}/api/2.0/mlflow-artifacts/mpu/part/default/..%2F..%2Fx/1", content=b"x"
+    )
+    assert answer.status_code in (400, 404, 405)  # refused, whichever route it reached

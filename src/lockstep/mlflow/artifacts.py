@@ -131,6 +131,70 @@ def chunks(objects: LocalObjectStore, digest: str, size: int = 1 << 20) -> Itera
             yield piece
 
 
+MAX_PARTS = 10_000
+_UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{32}")
+
+
+def start_upload(staging: Path, target: str, parts: int) -> str:
+    """A multipart upload of parts parts to target: its id (192 random bits)."""
+    import json
+    import secrets
+
+    upload = secrets.token_urlsafe(24)
+    where = staging / f"mpu-{upload}"
+    where.mkdir(parents=True)
+    (where / "upload.json").write_text(json.dumps({"target": target, "parts": parts}))
+    return upload
+
+
+def upload_dir(staging: Path, upload: str, target: str | None = None) -> Path:
+    """The staging folder of a multipart upload in flight (for target, when given)."""
+    import json
+
+    where = staging / f"mpu-{upload}"
+    if not _UPLOAD_ID.fullmatch(upload) or not (where / "upload.json").is_file():
+        raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", "no such multipart upload in flight")
+    if target is not None and json.loads((where / "upload.json").read_text())["target"] != target:
+        raise MlflowApiError("INVALID_PARAMETER_VALUE", "that upload is of another path")
+    return where
+
+
+def _parts(where: Path) -> int:
+    import json
+
+    return int(json.loads((where / "upload.json").read_text())["parts"])
+
+
+def part_path(where: Path, number: str) -> Path:
+    if not number.isdigit() or not 1 <= int(number) <= _parts(where):
+        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"no part {number[:12]!r} in this upload")
+    return where / f"part-{int(number)}"
+
+
+def join_parts(where: Path) -> Path:
+    """The parts in order as one file, once every part arrived."""
+    import shutil
+
+    count = _parts(where)
+    missing = [n for n in range(1, count + 1) if not (where / f"part-{n}").is_file()]
+    if missing:
+        raise MlflowApiError(
+            "INVALID_STATE", f"parts {', '.join(map(str, missing[:10]))} have not arrived"
+        )
+    joined = where / "joined"
+    with open(joined, "wb") as out:
+        for n in range(1, count + 1):
+            with open(where / f"part-{n}", "rb") as part:
+                shutil.copyfileobj(part, out, 1 << 20)
+    return joined
+
+
+def drop_upload(where: Path) -> None:
+    import shutil
+
+    shutil.rmtree(where, ignore_errors=True)
+
+
 def upload_name(path: str) -> str:
     """A temporary file name for an upload in flight (never derived from the path itself)."""
     return "mlflow-" + hashlib.sha256(path.encode()).hexdigest()[:16] + f"-{os.getpid()}"

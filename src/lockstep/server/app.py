@@ -49,7 +49,7 @@ MAX_POINTS = 100_000
 # through MLflow's artifact proxy.
 _OBJECT_UPLOAD = re.compile(
     API + r"/projects/[^/]+/objects/[^/]+|(?:" + API + r"/projects/[^/]+/mlflow)?"
-    r"/api/2\.0/mlflow-artifacts/artifacts/.+"
+    r"/api/2\.0/mlflow-artifacts/(?:artifacts|mpu/part)/.+"
 )
 
 

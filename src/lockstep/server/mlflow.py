@@ -25,6 +25,7 @@ from lockstep.server.scope import API
 
 PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
+MPU = "/api/2.0/mlflow-artifacts/mpu"
 SCOPED = API + "/projects/{project}/mlflow"
 # Searches and other POSTs that only read.
 _READING = frozenset(
@@ -100,6 +101,13 @@ async def _request_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise MlflowApiError("MALFORMED_REQUEST", "the request body must be a JSON object")
     return body
+
+
+def _scoped_multipart(multipart: Any) -> Any:
+    async def scoped(request: Request, project: str, step: str, path: str) -> Response:
+        return await multipart(request, step, path, project)  # type: ignore[no-any-return]
+
+    return scoped
 
 
 def add_routes(app: FastAPI) -> None:
@@ -183,6 +191,96 @@ def add_routes(app: FastAPI) -> None:
         finally:
             with contextlib.suppress(OSError):
                 Path(part).unlink()
+
+    async def multipart(
+        request: Request, step: str, path: str, project_name: str | None = None
+    ) -> Response:
+        """MLflow's proxied multipart upload: create hands out one URL per part (on this
+        server; the upload id in it, 192 random bits, is the capability, as a presigned
+        URL's signature is), complete joins the parts in order and stores the file by
+        content, abort drops them."""
+        try:
+            project, user = _project(request, project_name, True)
+            records = service(project, user).records
+            body = await _request_body(request)
+            name = artifacts.clean(str(body.get("path", "")))
+            if not name or "/" in name:
+                raise MlflowApiError("INVALID_PARAMETER_VALUE", "path must be the file's name")
+            target = artifacts.clean(f"{path.strip('/')}/{name}" if path.strip("/") else name)
+            staging = project.objects.root / "incoming-mlflow"
+            if step == "create":
+                parts = body.get("num_parts", 1)
+                if not isinstance(parts, int) or not 1 <= parts <= artifacts.MAX_PARTS:
+                    raise MlflowApiError(
+                        "INVALID_PARAMETER_VALUE", f"num_parts must be 1 to {artifacts.MAX_PARTS}"
+                    )
+                upload = artifacts.start_upload(staging, target, parts)
+                base = str(request.base_url).rstrip("/")
+                return JSONResponse(
+                    {
+                        "upload_id": upload,
+                        "credentials": [
+                            {
+                                "part_number": n,
+                                "url": f"{base}{MPU}/part/{project.name}/{upload}/{n}",
+                                "headers": {},
+                            }
+                            for n in range(1, parts + 1)
+                        ],
+                    }
+                )
+            where = artifacts.upload_dir(staging, str(body.get("upload_id", "")), target)
+            if step == "abort":
+                await run_in_threadpool(artifacts.drop_upload, where)
+                return JSONResponse({})
+            if step != "complete":
+                raise MlflowApiError("ENDPOINT_NOT_FOUND", f"no multipart step {step[:20]!r}")
+            joined = await run_in_threadpool(artifacts.join_parts, where)
+            try:
+                digest, size = await run_in_threadpool(
+                    artifacts.store_file, project.objects, joined
+                )
+                await run_in_threadpool(
+                    artifacts.record, project.workspace(), records, target, digest, size
+                )
+            finally:
+                await run_in_threadpool(artifacts.drop_upload, where)
+        except LockstepError as exc:
+            return _mlflow_error(exc)
+        return JSONResponse({})
+
+    async def upload_part(request: Request, project: str, upload: str, number: str) -> Response:
+        """One part of a multipart upload, streamed to disk (no token: the upload id is
+        the capability)."""
+        from lockstep.errors import InvalidValue, ProjectNotFound
+
+        try:
+            try:
+                found = request.app.state.projects.get(project)
+            except InvalidValue:
+                raise ProjectNotFound(project) from None
+            staging = found.objects.root / "incoming-mlflow"
+            part = artifacts.part_path(artifacts.upload_dir(staging, upload), number)
+            with open(part, "wb") as handle:
+                async for piece in request.stream():
+                    handle.write(piece)
+        except LockstepError as exc:
+            return _mlflow_error(exc)
+        return JSONResponse({}, headers={"etag": f'"{number}"'})
+
+    for scoped_prefix in ("", SCOPED):
+        app.add_api_route(
+            scoped_prefix + MPU + "/{step}/{path:path}",
+            multipart if not scoped_prefix else _scoped_multipart(multipart),
+            methods=["POST"],
+            include_in_schema=False,
+        )
+    app.add_api_route(
+        MPU + "/part/{project}/{upload}/{number}",
+        upload_part,
+        methods=["PUT"],
+        include_in_schema=False,
+    )
 
     app.add_api_route(ARTIFACTS, listing, methods=["GET"], include_in_schema=False)
     app.add_api_route(
