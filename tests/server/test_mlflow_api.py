@@ -341,7 +341,9 @@ def test_multipart_upload_through_the_proxy(
             f.write(data)
         with mlflow.start_run() as run:
             mlflow.log_artifact("big.bin", artifact_path="weights")
-        path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="weights/big.bin")
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="weights/big.bin"
+        )
         print(json.dumps({"same": open(path, "rb").read() == data, "run": run.info.run_id}))
         """,
         MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD="true",
