@@ -65,6 +65,14 @@ class TrackingEndpoints(Endpoints):
         if self._lockstep_name(name) == DEFAULT_EXPERIMENT:
             self._default_experiment()
         row = self.records.experiment(name=self._lockstep_name(name))
+        if row is None and self.launcher_run_id is not None:
+            # Inside `lockstep run` an experiment exists once named, as lockstep's own do:
+            # a run and its rerun then find the same store (MLflow would say it creates
+            # the experiment in one and not in the other, and verify would see that).
+            experiment_id, _ = self.records.create_experiment(
+                self._lockstep_name(name), {}, time.time()
+            )
+            row = self.records.experiment(id=experiment_id)
         if row is None:
             raise missing(f"Could not find experiment with name '{name}'")
         return {"experiment": self._experiment_json(row)}
