@@ -12,9 +12,8 @@ from pathlib import Path
 
 
 def _client(home: str) -> object:
-    from mlflow.tracking import MlflowClient
-
     import mlflow
+    from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{Path(home) / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
@@ -53,9 +52,8 @@ def log_metrics(home: str, *, asynchronous: bool, steps: int, keys: int = 10) ->
 
 
 def log_batch(home: str, keys: int = 10, steps: int = 2_000) -> dict[str, float]:
-    from mlflow.entities import Metric
-
     import mlflow
+    from mlflow.entities import Metric
 
     client = _client(home)
     with mlflow.start_run() as run:
@@ -102,9 +100,8 @@ def search(home: str, runs: int = 1_000, repeat: int = 5) -> dict[str, float]:
 
 
 def history(home: str, points: int = 20_000, repeat: int = 5) -> dict[str, float]:
-    from mlflow.entities import Metric
-
     import mlflow
+    from mlflow.entities import Metric
 
     client = _client(home)
     with mlflow.start_run() as run:
