@@ -16,11 +16,17 @@ from tests.tracking.test_launcher import lockstep, show
 WAIT_FOR = """
 import os, sys, time
 import lockstep
+import lockstep.errors
 
 def wait_for(key, count):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        summary = lockstep.get_run(os.environ["LOCKSTEP_RUN_ID"]).record.metrics.get(key)
+        try:  # `lockstep run` records the run while the command already runs
+            record = lockstep.get_run(os.environ["LOCKSTEP_RUN_ID"]).record
+        except lockstep.errors.RunNotFound:
+            time.sleep(0.05)
+            continue
+        summary = record.metrics.get(key)
         if summary is not None and summary.count >= count:
             print(f"{key}: {summary.count} points while running", flush=True)
             return

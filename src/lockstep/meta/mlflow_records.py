@@ -4,6 +4,7 @@ registry's descriptions, tags, sources and stages."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -144,14 +145,8 @@ class MlflowRecords:
     def run_stage(self, run_id: str) -> str | None:
         """The run's lifecycle stage in one query; None when there is no such run (what a
         metric write needs to know, without loading the run)."""
-        r, m = schema.runs, schema.mlflow_runs
-        query = (
-            sa.select(r.c.id, m.c.lifecycle_stage)
-            .select_from(r.outerjoin(m, m.c.run_id == r.c.id))
-            .where(r.c.id == run_id)
-        )
         with read_transaction(self.engine) as connection:
-            row = connection.execute(query).first()
+            row = connection.execute(_run_stage_query(), {"run_id": run_id}).first()
         return None if row is None else (row.lifecycle_stage or "active")
 
     def run_stages(self, run_ids: Sequence[str]) -> dict[str, str]:
@@ -454,6 +449,17 @@ class MlflowRecords:
         t = schema.model_tags
         with write_transaction(self.engine) as connection:
             connection.execute(t.delete().where(t.c.version_id == version_id, t.c.key == key))
+
+
+@functools.cache
+def _run_stage_query() -> Any:
+    """Built once: every metric an MLflow client logs asks it."""
+    r, m = schema.runs, schema.mlflow_runs
+    return (
+        sa.select(r.c.id, m.c.lifecycle_stage)
+        .select_from(r.outerjoin(m, m.c.run_id == r.c.id))
+        .where(r.c.id == sa.bindparam("run_id"))
+    )
 
 
 def upsert_rows(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -523,28 +525,14 @@ class MetaStore:
         requests of an MLflow client, never take the same chunk number."""
         from lockstep.meta.shapes import merge_summary
 
-        runs, chunks, summaries = schema.runs, schema.metric_chunks, schema.metric_summaries
         keys = list(series)
+        made = _series_statements()
         with write_transaction(self.engine) as connection:
             if connection.dialect.name != "sqlite":  # SQLite's writers queue already
-                connection.execute(
-                    sa.select(runs.c.id).where(runs.c.id == run_id).with_for_update()
-                )
-            seqs = dict(
-                connection.execute(
-                    sa.select(chunks.c.key, sa.func.max(chunks.c.seq))
-                    .where(chunks.c.run_id == run_id, chunks.c.key.in_(keys))
-                    .group_by(chunks.c.key)
-                ).all()
-            )
-            old = {
-                r.key: self._summary(r)
-                for r in connection.execute(
-                    sa.select(summaries).where(
-                        summaries.c.run_id == run_id, summaries.c.key.in_(keys)
-                    )
-                )
-            }
+                connection.execute(made.lock, {"run_id": run_id})
+            bound = {"run_id": run_id, "keys": keys}
+            seqs = dict(connection.execute(made.seqs, bound).all())
+            old = {r.key: self._summary(r) for r in connection.execute(made.summaries, bound)}
             chunk_rows, summary_rows = [], []
             for key, (steps, values, times) in series.items():
                 if not len(steps):
@@ -576,9 +564,9 @@ class MetaStore:
                     }
                 )
             if chunk_rows:
-                connection.execute(chunks.insert(), chunk_rows)
-            upsert(connection, summaries, summary_rows, ("run_id", "key"))
-            connection.execute(runs.update().where(runs.c.id == run_id).values(heartbeat_at=now))
+                connection.execute(made.insert_chunks, chunk_rows)
+                connection.execute(made.upsert_summaries[connection.dialect.name], summary_rows)
+            connection.execute(made.heartbeat, {"run_id": run_id, "now": now})
 
     def metric_chunks(self, run_id: str, key: str) -> StoredChunks:
         chunks = schema.metric_chunks
@@ -848,6 +836,51 @@ class MetaStore:
             )
             for r in rows
         ]
+
+
+@dataclass(frozen=True)
+class _SeriesStatements:
+    lock: Any
+    seqs: Any
+    summaries: Any
+    insert_chunks: Any
+    upsert_summaries: dict[str, Any]
+    heartbeat: Any
+
+
+@functools.cache
+def _series_statements() -> _SeriesStatements:
+    """append_series' statements, built once: an MLflow client's per-call log_metric is one
+    append each, and building the expressions anew cost more than running them."""
+    from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    runs, chunks, summaries = schema.runs, schema.metric_chunks, schema.metric_summaries
+    run_id: Any = sa.bindparam("run_id")
+    keys: Any = sa.bindparam("keys", expanding=True)
+    upserts: dict[str, Any] = {}
+    for name, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert)):
+        statement = insert(summaries)
+        upserts[name] = statement.on_conflict_do_update(
+            index_elements=["run_id", "key"],
+            set_={
+                c.name: statement.excluded[c.name]
+                for c in summaries.columns
+                if c.name not in ("run_id", "key")
+            },
+        )
+    return _SeriesStatements(
+        lock=sa.select(runs.c.id).where(runs.c.id == run_id).with_for_update(),
+        seqs=sa.select(chunks.c.key, sa.func.max(chunks.c.seq))
+        .where(chunks.c.run_id == run_id, chunks.c.key.in_(keys))
+        .group_by(chunks.c.key),
+        summaries=sa.select(summaries).where(
+            summaries.c.run_id == run_id, summaries.c.key.in_(keys)
+        ),
+        insert_chunks=chunks.insert(),
+        upsert_summaries=upserts,
+        heartbeat=runs.update().where(runs.c.id == run_id).values(heartbeat_at=sa.bindparam("now")),
+    )
 
 
 def _alive_here(host: str, pid: int) -> bool:
