@@ -362,3 +362,60 @@ def test_multipart_upload_through_the_proxy(
         f"{url}/api/2.0/mlflow-artifacts/mpu/part/default/..%2F..%2Fx/1", content=b"x"
     )
     assert answer.status_code in (400, 404, 405)  # refused, whichever route it reached
+
+
+def test_searches_of_experiments_models_and_versions(mlflow_server: tuple[str, Path]) -> None:
+    url, _ = mlflow_server
+
+    def call(method: str, path: str, **kwargs: object) -> dict:  # type: ignore[type-arg]
+        answer = httpx.request(method, f"{url}{MLFLOW}/{path}", **kwargs)  # type: ignore[arg-type]
+        assert answer.status_code == 200, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+    for name in ("vision-a", "vision-b", "nlp"):
+        tags = [{"key": "team", "value": name.split("-")[0]}]
+        call("POST", "experiments/create", json={"name": name, "tags": tags})
+    found = call(
+        "POST",
+        "experiments/search",
+        json={"filter": "tags.team = 'vision'", "order_by": ["name DESC"], "max_results": 1},
+    )
+    assert [e["name"] for e in found["experiments"]] == ["vision-b"]
+    more = call(
+        "POST",
+        "experiments/search",
+        json={
+            "filter": "tags.team = 'vision'",
+            "order_by": ["name DESC"],
+            "max_results": 1,
+            "page_token": found["next_page_token"],
+        },
+    )
+    assert [e["name"] for e in more["experiments"]] == ["vision-a"]
+    assert "next_page_token" not in more
+    assert [
+        e["name"]
+        for e in call("POST", "experiments/search", json={"filter": "name LIKE 'nl%'"})[
+            "experiments"
+        ]
+    ] == ["nlp"]
+
+    run = call("POST", "runs/create", json={"experiment_id": "0"})["run"]["info"]["run_id"]
+    for model in ("alpha", "beta"):
+        call("POST", "registered-models/create", json={"name": model})
+        for n in range(2):
+            call(
+                "POST",
+                "model-versions/create",
+                json={"name": model, "source": f"s3://bucket/{model}/{n}", "run_id": run},
+            )
+    models = call("GET", "registered-models/search", params={"filter": "name ILIKE 'AL%'"})
+    assert [m["name"] for m in models["registered_models"]] == ["alpha"]
+    versions = call("GET", "model-versions/search", params={"filter": "name = 'beta'"})
+    assert [v["version"] for v in versions["model_versions"]] == ["2", "1"]
+    assert {v["source"] for v in versions["model_versions"]} == {
+        "s3://bucket/beta/0",
+        "s3://bucket/beta/1",
+    }
+    uri = call("GET", "model-versions/get-download-uri", params={"name": "beta", "version": "1"})
+    assert uri["artifact_uri"] == "s3://bucket/beta/0"  # an address outside lockstep, kept as given

@@ -7,18 +7,15 @@ import secrets
 import time
 from typing import Any
 
-from lockstep.mlflow import search
 from lockstep.mlflow.base import Endpoints
-from lockstep.mlflow.matching import logged_model_matches
+from lockstep.mlflow.matching import filtered, logged_model_matches, page
 from lockstep.mlflow.values import (
     DEFAULT_EXPERIMENT,
-    field_int,
     field_list,
     field_text,
     invalid,
     key_values,
     millis,
-    page_start,
 )
 
 
@@ -117,17 +114,8 @@ class LoggedModelEndpoints(Endpoints):
 
     def search_logged_models(self, body: dict[str, Any]) -> dict[str, Any]:
         ids = [self._experiment_id(e) for e in field_list(body, "experiment_ids")]
-        models = self.records.logged_models(ids)
-        for clause in search.parse_clauses(
-            field_text(body, "filter", required=False, limit=10_000)
-        ):
-            models = [m for m in models if logged_model_matches(m, clause)]
-        limit = field_int(body, "max_results", 100) or 100
-        start = page_start(body.get("page_token"))
-        answer: dict[str, Any] = {"models": models[start : start + limit]}
-        if start + limit < len(models):
-            answer["next_page_token"] = str(start + limit)
-        return answer
+        models = filtered(self.records.logged_models(ids), body, logged_model_matches)
+        return page(models, body, "models", 100)
 
     def list_logged_model_artifacts(self, body: dict[str, Any]) -> dict[str, Any]:
         from lockstep.mlflow import artifacts

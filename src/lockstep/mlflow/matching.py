@@ -3,10 +3,37 @@ registered models and their versions, logged models); runs are searched in SQL."
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from lockstep.mlflow import search
-from lockstep.mlflow.values import invalid
+from lockstep.mlflow.values import field_int, field_text, invalid, page_start
+
+
+def filtered(
+    rows: list[dict[str, Any]],
+    body: Mapping[str, Any],
+    matches: Callable[[dict[str, Any], search.Clause], bool],
+) -> list[dict[str, Any]]:
+    """The rows that every clause of the request's filter matches."""
+    for clause in search.parse_clauses(field_text(body, "filter", required=False, limit=10_000)):
+        rows = [r for r in rows if matches(r, clause)]
+    return rows
+
+
+def page(
+    rows: list[dict[str, Any]], body: Mapping[str, Any], field: str, default_limit: int
+) -> dict[str, Any]:
+    """The answer's page of rows under field, from the request's page token and
+    max_results, with the token of the next page when there is one."""
+    limit = field_int(body, "max_results", default_limit) or default_limit
+    if limit <= 0:
+        raise invalid("max_results must be positive")
+    start = page_start(body.get("page_token"))
+    answer: dict[str, Any] = {field: rows[start : start + limit]}
+    if start + limit < len(rows):
+        answer["next_page_token"] = str(start + limit)
+    return answer
 
 
 def compare(value: Any, op: str, wanted: tuple[Any, ...]) -> bool:

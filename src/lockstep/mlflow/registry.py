@@ -11,19 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from lockstep.core import validate
 from lockstep.errors import InvalidValue, MlflowApiError, ModelNotFound
-from lockstep.mlflow import search
 from lockstep.mlflow.base import Endpoints
-from lockstep.mlflow.matching import registered_matches, version_matches
+from lockstep.mlflow.matching import filtered, page, registered_matches, version_matches
 from lockstep.mlflow.values import (
     checked_key,
-    field_int,
     field_list,
     field_text,
     invalid,
     key_values,
     millis,
     missing,
-    page_start,
 )
 
 if TYPE_CHECKING:
@@ -157,16 +154,7 @@ class RegistryEndpoints(Endpoints):
     def search_registered_models(self, body: dict[str, Any]) -> dict[str, Any]:
         models = self.records.model_ids()
         found = [self._registered_json(n, i, c) for n, (i, c) in models.items()]
-        for clause in search.parse_clauses(
-            field_text(body, "filter", required=False, limit=10_000)
-        ):
-            found = [m for m in found if registered_matches(m, clause)]
-        limit = field_int(body, "max_results", 100) or 100
-        start = page_start(body.get("page_token"))
-        answer: dict[str, Any] = {"registered_models": found[start : start + limit]}
-        if start + limit < len(found):
-            answer["next_page_token"] = str(start + limit)
-        return answer
+        return page(filtered(found, body, registered_matches), body, "registered_models", 100)
 
     def get_latest_versions(self, body: dict[str, Any]) -> dict[str, Any]:
         name = self._model_name(body)
@@ -300,17 +288,9 @@ class RegistryEndpoints(Endpoints):
             versions = self._versions(name)
             extras = self.records.version_extras([v.id for v in versions])
             found += [self._version_json(v, extras.get(v.id, {})) for v in versions]
-        for clause in search.parse_clauses(
-            field_text(body, "filter", required=False, limit=10_000)
-        ):
-            found = [v for v in found if version_matches(v, clause)]
+        found = filtered(found, body, version_matches)
         found.sort(key=lambda v: (v["name"], -int(v["version"])))
-        limit = field_int(body, "max_results", 10_000) or 10_000
-        start = page_start(body.get("page_token"))
-        answer: dict[str, Any] = {"model_versions": found[start : start + limit]}
-        if start + limit < len(found):
-            answer["next_page_token"] = str(start + limit)
-        return answer
+        return page(found, body, "model_versions", 10_000)
 
     def get_model_version_download_uri(self, body: dict[str, Any]) -> dict[str, Any]:
         from lockstep.mlflow import artifacts

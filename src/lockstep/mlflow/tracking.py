@@ -12,7 +12,7 @@ from lockstep.core.status import RunStatus
 from lockstep.errors import MlflowApiError
 from lockstep.mlflow import search
 from lockstep.mlflow.base import Endpoints
-from lockstep.mlflow.matching import experiment_matches
+from lockstep.mlflow.matching import experiment_matches, filtered, page
 from lockstep.mlflow.values import (
     DEFAULT_EXPERIMENT,
     DEFAULT_SEARCH_RESULTS,
@@ -86,10 +86,7 @@ class TrackingEndpoints(Endpoints):
             raise invalid(f"max_results must be between 1 and {MAX_SEARCH_RESULTS}")
         self._default_experiment()
         rows = [self._experiment_json(r) for r in self.records.experiments(stages=stages)]
-        for clause in search.parse_clauses(
-            field_text(body, "filter", required=False, limit=10_000)
-        ):
-            rows = [r for r in rows if experiment_matches(r, clause)]
+        rows = filtered(rows, body, experiment_matches)
         order = [str(o) for o in field_list(body, "order_by")] or ["creation_time DESC"]
         for item in reversed(order):
             field, _, direction = item.strip().partition(" ")
@@ -100,12 +97,7 @@ class TrackingEndpoints(Endpoints):
                 key=lambda r, f=field: int(r[f]) if f == "experiment_id" else r[f],  # type: ignore[misc]
                 reverse=direction.strip().upper() == "DESC",
             )
-        start = page_start(body.get("page_token"))
-        page = rows[start : start + limit]
-        answer: dict[str, Any] = {"experiments": page}
-        if start + limit < len(rows):
-            answer["next_page_token"] = str(start + limit)
-        return answer
+        return page(rows, body, "experiments", limit)
 
     def update_experiment(self, body: dict[str, Any]) -> dict[str, Any]:
         experiment_id = self._experiment_id(field_text(body, "experiment_id"))
