@@ -169,7 +169,14 @@ def fml_server(port: int, directory: Path) -> list[str]:
 
 
 def per_call(python: Path, uri: str, calls: int, cwd: Path) -> float:
-    env = {**BASE_ENV, "MLFLOW_TRACKING_URI": uri, "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "1"}
+    # Both sides as `lockstep run` sets the plugin up: the registry URI said outright (else
+    # MLflow looks for a Spark session at every call, whichever store it writes to).
+    env = {
+        **BASE_ENV,
+        "MLFLOW_TRACKING_URI": uri,
+        "MLFLOW_REGISTRY_URI": uri,
+        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "1",
+    }
     result = subprocess.run(
         [str(python), "-c", PER_CALL, str(calls)],
         cwd=cwd,

@@ -91,6 +91,9 @@ def _lockstep_bootstrap() -> None:
 
             if importlib.util.find_spec("mlflow") and importlib.util.find_spec("lockstep"):
                 os.environ["MLFLOW_TRACKING_URI"] = "lockstep:"
+                # The registry MLflow would derive from it, said outright: unset, each
+                # MLflow call looks for a Spark session first (an import attempt per call).
+                os.environ.setdefault("MLFLOW_REGISTRY_URI", "lockstep:")
                 # MLflow would print a link to its own UI naming this run, which differs
                 # between a run and its rerun (and opens nothing).
                 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
