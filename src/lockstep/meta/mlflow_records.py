@@ -142,11 +142,14 @@ class MlflowRecords:
 
     # runs ----------------------------------------------------------------------
 
-    def run_stage(self, run_id: str) -> str | None:
-        """The run's lifecycle stage in one query; None when there is no such run (what a
-        metric write needs to know, without loading the run)."""
-        with read_transaction(self.engine) as connection:
-            row = connection.execute(_run_stage_query(), {"run_id": run_id}).first()
+    def run_stage(self, run_id: str, connection: sa.Connection | None = None) -> str | None:
+        """The run's lifecycle stage in one query (in connection's transaction, when given);
+        None when there is no such run (what a metric write needs to know, without loading
+        the run)."""
+        if connection is None:
+            with read_transaction(self.engine) as reading:
+                return self.run_stage(run_id, reading)
+        row = connection.execute(_run_stage_query(), {"run_id": run_id}).first()
         return None if row is None else (row.lifecycle_stage or "active")
 
     def run_stages(self, run_ids: Sequence[str]) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -518,21 +518,32 @@ class MetaStore:
             )
 
     def append_series(
-        self, run_id: str, series: Mapping[str, tuple[Any, Any, Any]], now: float
+        self,
+        run_id: str,
+        series: Mapping[str, tuple[Any, Any, Any]],
+        now: float | None,
+        *,
+        check: Callable[[sa.Connection], None] | None = None,
     ) -> None:
         """Store points of several keys as one chunk each, numbered and summarised inside the
         transaction (with the run's row locked): writers that share no state, such as the
-        requests of an MLflow client, never take the same chunk number."""
+        requests of an MLflow client, never take the same chunk number. check runs first in
+        the same transaction (what the caller requires of the run) and may refuse; now is
+        the run's heartbeat (None: a run no process of ours stands behind has none)."""
         from lockstep.meta.shapes import merge_summary
 
-        keys = list(series)
         made = _series_statements()
         with write_transaction(self.engine) as connection:
+            if check is not None:
+                check(connection)
             if connection.dialect.name != "sqlite":  # SQLite's writers queue already
                 connection.execute(made.lock, {"run_id": run_id})
-            bound = {"run_id": run_id, "keys": keys}
-            seqs = dict(connection.execute(made.seqs, bound).all())
-            old = {r.key: self._summary(r) for r in connection.execute(made.summaries, bound)}
+            # A key's summary and its chunks are written together: one query finds both
+            # the summary and the last chunk number.
+            seqs, old = {}, {}
+            for row in connection.execute(made.state, {"run_id": run_id, "keys": list(series)}):
+                seqs[row.key] = row.seq
+                old[row.key] = self._summary(row)
             chunk_rows, summary_rows = [], []
             for key, (steps, values, times) in series.items():
                 if not len(steps):
@@ -566,7 +577,8 @@ class MetaStore:
             if chunk_rows:
                 connection.execute(made.insert_chunks, chunk_rows)
                 connection.execute(made.upsert_summaries[connection.dialect.name], summary_rows)
-            connection.execute(made.heartbeat, {"run_id": run_id, "now": now})
+            if now is not None:
+                connection.execute(made.heartbeat, {"run_id": run_id, "now": now})
 
     def metric_chunks(self, run_id: str, key: str) -> StoredChunks:
         chunks = schema.metric_chunks
@@ -841,8 +853,7 @@ class MetaStore:
 @dataclass(frozen=True)
 class _SeriesStatements:
     lock: Any
-    seqs: Any
-    summaries: Any
+    state: Any
     insert_chunks: Any
     upsert_summaries: dict[str, Any]
     heartbeat: Any
@@ -869,12 +880,14 @@ def _series_statements() -> _SeriesStatements:
                 if c.name not in ("run_id", "key")
             },
         )
+    last_seq = (
+        sa.select(sa.func.max(chunks.c.seq))
+        .where(chunks.c.run_id == summaries.c.run_id, chunks.c.key == summaries.c.key)
+        .scalar_subquery()
+    )
     return _SeriesStatements(
         lock=sa.select(runs.c.id).where(runs.c.id == run_id).with_for_update(),
-        seqs=sa.select(chunks.c.key, sa.func.max(chunks.c.seq))
-        .where(chunks.c.run_id == run_id, chunks.c.key.in_(keys))
-        .group_by(chunks.c.key),
-        summaries=sa.select(summaries).where(
+        state=sa.select(summaries, last_seq.label("seq")).where(
             summaries.c.run_id == run_id, summaries.c.key.in_(keys)
         ),
         insert_chunks=chunks.insert(),

@@ -109,24 +109,31 @@ class Endpoints:
             )
         return run
 
-    def _active_run_id(self, body: Mapping[str, Any]) -> str:
-        """The id of an active run, checked in one query (the metric path loads no run)."""
+    def _metric_run_id(self, body: Mapping[str, Any]) -> str:
+        """The run id a metric write names, checked for its form only: whether the run
+        exists and is active is checked in the write's own transaction (one round trip)."""
         value = body.get("run_id") or body.get("run_uuid")
         if not isinstance(value, str):
             raise invalid("Missing value for required parameter 'run_id'.")
         try:
-            run_id = validate.run_id(value)
+            return validate.run_id(value)
         except InvalidValue:
             raise missing(f"Run '{value[:40]}' not found") from None
-        stage = self.records.run_stage(run_id)
-        if stage is None:
-            raise missing(f"Run '{run_id}' not found")
-        if stage != "active":
-            raise MlflowApiError(
-                "INVALID_STATE",
-                f"The run {run_id} must be in the 'active' state. Current state is {stage}.",
-            )
-        return run_id
+
+    def _require_active(self, run_id: str) -> Callable[[Any], None]:
+        """A check, run inside a write's transaction, that the run exists and is active."""
+
+        def check(connection: Any) -> None:
+            stage = self.records.run_stage(run_id, connection)
+            if stage is None:
+                raise missing(f"Run '{run_id}' not found")
+            if stage != "active":
+                raise MlflowApiError(
+                    "INVALID_STATE",
+                    f"The run {run_id} must be in the 'active' state. Current state is {stage}.",
+                )
+
+        return check
 
     def _logged_model(self, model_id: str) -> dict[str, Any]:
         if not re.fullmatch(r"m-[0-9a-f]{32}", model_id):

@@ -55,9 +55,13 @@ class MlflowService(TrackingEndpoints, LoggedModelEndpoints, RegistryEndpoints):
     def route(
         self, method: str, path: str
     ) -> tuple[Callable[[dict[str, Any]], Any], dict[str, str]]:
-        parts = path.strip("/").split("/")
+        stripped = path.strip("/")
+        fixed = _ROUTES.get((method, stripped))
+        if fixed is not None and "{" not in stripped:
+            return getattr(self, fixed), {}
+        parts = stripped.split("/")
         for (verb, pattern), name in _ROUTES.items():
-            if verb != method:
+            if verb != method or "{" not in pattern:
                 continue
             expected = pattern.split("/")
             if len(expected) != len(parts):

@@ -375,7 +375,7 @@ class TrackingEndpoints(Endpoints):
     # logging -----------------------------------------------------------------------
 
     def log_metric(self, body: dict[str, Any]) -> dict[str, Any]:
-        self._append(self._active_run_id(body), [body])
+        self._append(self._metric_run_id(body), [body])
         return {}
 
     def log_param(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -416,7 +416,7 @@ class TrackingEndpoints(Endpoints):
                 "and tags in total."
             )
         if not params and not tags:
-            self._append(self._active_run_id(body), metrics)
+            self._append(self._metric_run_id(body), metrics)
             return {}
         record = self._active_run(body)
         if params:
@@ -482,7 +482,8 @@ class TrackingEndpoints(Endpoints):
                 k: (np.array(s, dtype=np.int64), np.array(v, dtype=np.float64), np.array(t))
                 for k, (s, v, t) in series.items()
             },
-            now,
+            now if self.pid > 0 else None,  # a server's runs have no process to watch
+            check=self._require_active(run_id),
         )
 
     def log_inputs(self, body: dict[str, Any]) -> dict[str, Any]:
