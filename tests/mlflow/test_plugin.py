@@ -129,3 +129,31 @@ def test_the_plugin_without_lockstep_run(tmp_path: Path) -> None:
     assert record["status"] == "finished"
     versions = json.loads(ok(project, "models", "ls", "--json"))
     assert any(v["model"] == "plain-model" and v["run"] == out["run"] for v in versions)
+
+
+def test_removing_a_run_lets_gc_take_its_mlflow_artifacts(tmp_path: Path) -> None:
+    from tests.conftest import clean_env, run_python
+
+    project = make_repo(tmp_path / "gc", {"README": "x"})
+    made = run_python(
+        """
+        import mlflow
+        with mlflow.start_run() as run:
+            mlflow.log_text("only this run's bytes", "notes/only.txt")
+        print(run.info.run_id)
+        """,
+        env=clean_env(MLFLOW_TRACKING_URI="lockstep:"),
+        cwd=project,
+        timeout=300,
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    run_id = made.stdout.strip().splitlines()[-1]
+    (artifact,) = show(project, run_id)["artifacts"]
+    objects = project / ".lockstep" / "objects" / "blake3"
+    stored = objects / artifact["digest"][:2] / artifact["digest"][2:]
+    assert stored.is_file()
+    ok(project, "gc")
+    assert stored.is_file()  # referenced by the run's MLflow files
+    ok(project, "rm", run_id)
+    ok(project, "gc")
+    assert not stored.exists()

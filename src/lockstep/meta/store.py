@@ -426,9 +426,16 @@ class MetaStore:
         ]
 
     def delete_run(self, run_id: str) -> None:
+        files = schema.mlflow_files
+        # The files MLflow's client put under the run (artifact proxy paths runs/ID/...):
+        # kept, they would hold their objects from gc for good.
+        under = f"runs/{run_id}/"
         with write_transaction(self.engine) as connection:
             for table in schema.RUN_CHILD_TABLES:
                 connection.execute(table.delete().where(table.c.run_id == run_id))
+            connection.execute(
+                files.delete().where(sa.func.substr(files.c.path, 1, len(under)) == under)
+            )
             connection.execute(schema.runs.delete().where(schema.runs.c.id == run_id))
 
     # metrics ---------------------------------------------------------------
