@@ -143,18 +143,19 @@ print(json.dumps(out))
 """
 
 
-def client_cases(url: str, runs: int, points: int) -> dict[str, float]:
+def last_line(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> str:
+    """The last line a benchmark process printed (its result); its error if it failed."""
     result = subprocess.run(
-        [str(MLFLOW / "python"), "-c", CLIENT, url, str(runs), str(points)],
-        env=BASE_ENV,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=3600,
+        argv, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=3600
     )
     if result.returncode != 0:
         raise RuntimeError(result.stderr[-2000:])
-    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+    return result.stdout.strip().splitlines()[-1]
+
+
+def client_cases(url: str, runs: int, points: int) -> dict[str, float]:
+    argv = [str(MLFLOW / "python"), "-c", CLIENT, url, str(runs), str(points)]
+    return dict(json.loads(last_line(argv, BASE_ENV)))
 
 
 def fml_server(port: int, directory: Path) -> list[str]:
@@ -177,18 +178,7 @@ def per_call(python: Path, uri: str, calls: int, cwd: Path) -> float:
         "MLFLOW_REGISTRY_URI": uri,
         "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "1",
     }
-    result = subprocess.run(
-        [str(python), "-c", PER_CALL, str(calls)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1800,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr[-2000:])
-    return float(result.stdout.strip().splitlines()[-1])
+    return float(last_line([str(python), "-c", PER_CALL, str(calls)], env, cwd))
 
 
 def ratio(ours: float, theirs: float | None, higher_is_better: bool) -> str:
@@ -243,16 +233,8 @@ def main() -> None:
         logs_dir = work / "logs"
         logs_dir.mkdir()
         env = {**BASE_ENV, "LOCKSTEP_HOME": str(logs_dir / ".lockstep")}
-        read = subprocess.run(
-            [sys.executable, "-c", READ_LOGS, str(args.points)],
-            cwd=logs_dir,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=1800,
-        )
-        reading = json.loads(read.stdout.strip().splitlines()[-1])
+        argv = [sys.executable, "-c", READ_LOGS, str(args.points)]
+        reading = json.loads(last_line(argv, env, logs_dir))
 
     names = [n for n in ("MLflow server", "FastTrackML") if n in results]
     ours = results["lockstep"]

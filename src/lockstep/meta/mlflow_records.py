@@ -86,13 +86,10 @@ class MlflowRecords:
 
     def create_experiment(self, name: str, tags: Mapping[str, str], now: float) -> tuple[int, bool]:
         """(id, created): an existing name is returned with created False."""
-        e = schema.experiments
         with write_transaction(self.engine) as connection:
-            existing = connection.execute(sa.select(e.c.id).where(e.c.name == name)).first()
-            if existing is not None:
-                return int(existing.id), False
-            result = connection.execute(e.insert().values(name=name, created_at=now))
-            experiment_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+            experiment_id, created = _named_row(connection, schema.experiments, name, now)
+            if not created:
+                return experiment_id, False
             connection.execute(
                 schema.mlflow_experiments.insert().values(
                     experiment_id=experiment_id,
@@ -117,23 +114,18 @@ class MlflowRecords:
         with write_transaction(self.engine) as connection:
             if name is not None:
                 connection.execute(e.update().where(e.c.id == experiment_id).values(name=name))
-            insert_ignore(
-                connection,
-                m,
-                [{"experiment_id": experiment_id, "last_update_time": now, "tags_json": "{}"}],
-                ("experiment_id",),
-            )
-            row = connection.execute(
-                sa.select(m.c.tags_json).where(m.c.experiment_id == experiment_id)
-            ).one()
-            tags = json.loads(row.tags_json)
-            tags.update(set_tags or {})
-            if delete_tag is not None:
-                tags.pop(delete_tag, None)
-            values: dict[str, Any] = {"last_update_time": now, "tags_json": json.dumps(tags)}
+            values: dict[str, Any] = {"last_update_time": now}
             if stage is not None:
                 values["lifecycle_stage"] = stage
-            connection.execute(m.update().where(m.c.experiment_id == experiment_id).values(values))
+            _update_tagged(
+                connection,
+                m.c.experiment_id,
+                experiment_id,
+                {"last_update_time": now, "tags_json": "{}"},
+                values,
+                set_tags,
+                delete_tag,
+            )
 
     def name_taken(self, name: str) -> bool:
         e = schema.experiments
@@ -347,13 +339,8 @@ class MlflowRecords:
 
     def create_model(self, name: str, now: float) -> tuple[int, bool]:
         """(id, created) of the lockstep model named name."""
-        m = schema.models
         with write_transaction(self.engine) as connection:
-            existing = connection.execute(sa.select(m.c.id).where(m.c.name == name)).first()
-            if existing is not None:
-                return int(existing.id), False
-            result = connection.execute(m.insert().values(name=name, created_at=now))
-            return int(result.inserted_primary_key[0]), True  # type: ignore[index]
+            return _named_row(connection, schema.models, name, now)
 
     def model_ids(self, names: Sequence[str] | None = None) -> dict[str, tuple[int, float]]:
         """name -> (id, created_at) of the lockstep models (all, or those named)."""
@@ -375,21 +362,18 @@ class MlflowRecords:
         m = schema.mlflow_registered_models
         now = time.time()
         with write_transaction(self.engine) as connection:
-            insert_ignore(
-                connection,
-                m,
-                [{"model_id": model_id, "description": "", "tags_json": "{}", "last_updated": now}],
-                ("model_id",),
-            )
-            row = connection.execute(sa.select(m).where(m.c.model_id == model_id)).one()
-            tags = json.loads(row.tags_json)
-            tags.update(set_tags or {})
-            if delete_tag is not None:
-                tags.pop(delete_tag, None)
-            values: dict[str, Any] = {"tags_json": json.dumps(tags), "last_updated": now}
+            values: dict[str, Any] = {"last_updated": now}
             if description is not None:
                 values["description"] = description
-            connection.execute(m.update().where(m.c.model_id == model_id).values(values))
+            _update_tagged(
+                connection,
+                m.c.model_id,
+                model_id,
+                {"description": "", "tags_json": "{}", "last_updated": now},
+                values,
+                set_tags,
+                delete_tag,
+            )
 
     def rename_model(self, model_id: int, name: str) -> None:
         m = schema.models
@@ -452,6 +436,41 @@ class MlflowRecords:
         t = schema.model_tags
         with write_transaction(self.engine) as connection:
             connection.execute(t.delete().where(t.c.version_id == version_id, t.c.key == key))
+
+
+def _named_row(
+    connection: sa.Connection, table: sa.Table, name: str, now: float
+) -> tuple[int, bool]:
+    """(id, created) of the row named name in a table of named things (experiments,
+    models), made if new."""
+    existing = connection.execute(sa.select(table.c.id).where(table.c.name == name)).first()
+    if existing is not None:
+        return int(existing.id), False
+    result = connection.execute(table.insert().values(name=name, created_at=now))
+    return int(result.inserted_primary_key[0]), True  # type: ignore[index]
+
+
+def _update_tagged(
+    connection: sa.Connection,
+    key: sa.Column[Any],
+    value: int,
+    defaults: dict[str, Any],
+    values: dict[str, Any],
+    set_tags: Mapping[str, str] | None,
+    delete_tag: str | None,
+) -> None:
+    """Update the row of a table with a tags_json column (made with defaults if missing):
+    values, and its tags with set_tags set and delete_tag removed."""
+    table = key.table
+    insert_ignore(connection, table, [{key.name: value, **defaults}], (key.name,))
+    row = connection.execute(sa.select(table.c.tags_json).where(key == value)).one()
+    tags = json.loads(row.tags_json)
+    tags.update(set_tags or {})
+    if delete_tag is not None:
+        tags.pop(delete_tag, None)
+    connection.execute(
+        table.update().where(key == value).values({**values, "tags_json": json.dumps(tags)})
+    )
 
 
 @functools.cache
