@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lockstep.core.query import BoolOp, Compare, Field, Not, SortKey
 from lockstep.errors import MlflowApiError
@@ -89,3 +91,52 @@ def test_bad_filters_are_invalid_parameter_values(text: str, problem: str) -> No
     assert caught.value.error_code == "INVALID_PARAMETER_VALUE"
     assert caught.value.status == 400
     assert problem in str(caught.value)
+
+
+@given(st.text(max_size=80))
+@settings(max_examples=400, deadline=None)
+def test_any_text_parses_or_is_refused_with_mlflows_code(text: str) -> None:
+    try:
+        run_filter(text)
+    except MlflowApiError as exc:
+        assert exc.error_code == "INVALID_PARAMETER_VALUE"
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "metrics.a",
+                "params.`b c`",
+                "tags.x",
+                "=",
+                "!=",
+                "<",
+                "IN",
+                "NOT",
+                "LIKE",
+                "ILIKE",
+                "IS",
+                "NULL",
+                "AND",
+                "OR",
+                "(",
+                ")",
+                ",",
+                "'v'",
+                '"w"',
+                "1.5",
+                "-3",
+                "attributes.status",
+                "datasets.name",
+            ]
+        ),
+        max_size=12,
+    )
+)
+@settings(max_examples=400, deadline=None)
+def test_token_soup_parses_or_is_refused(tokens: list[str]) -> None:
+    try:
+        run_filter(" ".join(tokens))
+    except MlflowApiError as exc:
+        assert exc.error_code == "INVALID_PARAMETER_VALUE"

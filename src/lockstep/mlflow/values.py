@@ -79,8 +79,10 @@ def field_int(body: Mapping[str, Any], field: str, default: int | None = None) -
         return default
     try:
         number = int(value)
-    except (TypeError, ValueError):
-        raise invalid(f"Invalid value {value!r} for parameter '{field}': an integer") from None
+    except (TypeError, ValueError, OverflowError):
+        raise invalid(
+            f"Invalid value {str(value)[:40]!r} for parameter '{field}': an integer"
+        ) from None
     if not -(2**63) <= number < 2**63:
         raise invalid(f"Invalid value for parameter '{field}': out of the 64-bit range")
     return number
@@ -139,11 +141,12 @@ def key_values(items: Any, field: str) -> dict[str, str]:
     return found
 
 
-def page_start(token: str | None) -> int:
-    if not token:
+def page_start(token: Any) -> int:
+    """Where a page starts, from the token the previous page gave (a count of rows)."""
+    if token is None or token == "":
         return 0
-    if not token.isdigit() or len(token) > 12:
-        raise invalid(f"Invalid page token {token[:40]!r}; start again without it")
+    if not isinstance(token, str) or not token.isdigit() or len(token) > 12:
+        raise invalid(f"Invalid page token {str(token)[:40]!r}; start again without it")
     return int(token)
 
 
