@@ -157,3 +157,24 @@ def test_removing_a_run_lets_gc_take_its_mlflow_artifacts(tmp_path: Path) -> Non
     ok(project, "rm", run_id)
     ok(project, "gc")
     assert not stored.exists()
+
+
+def test_an_mlflow_older_than_3_keeps_its_own_default(tmp_path: Path) -> None:
+    older = {"mlflow/__init__.py": "", "mlflow/version.py": 'VERSION = "2.9.2"\n'}
+    project = make_repo(
+        tmp_path / "old", {"README": "x", **{f"shim/{k}": v for k, v in older.items()}}
+    )
+    show_uri = "import os; print('uri', os.environ.get('MLFLOW_TRACKING_URI'))"
+    current = lockstep(project, "run", "--", sys.executable, "-c", show_uri, timeout=300)
+    assert "uri lockstep:" in current.stdout, current.stdout + current.stderr
+    shimmed = lockstep(
+        project,
+        "run",
+        "--",
+        sys.executable,
+        "-c",
+        show_uri,
+        env={"PYTHONPATH": str(project / "shim")},
+        timeout=300,
+    )
+    assert "uri None" in shimmed.stdout, shimmed.stdout + shimmed.stderr

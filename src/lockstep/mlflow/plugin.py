@@ -191,7 +191,8 @@ class LockstepTrackingStore(RestStore):
         retry_timeout_seconds: Any = None,
         response_proto: Any = None,
     ) -> Any:
-        info = self._V3_METHOD_TO_INFO if api in self._V3_APIS else self._METHOD_TO_INFO
+        v3 = getattr(self, "_V3_APIS", ())
+        info = self._V3_METHOD_TO_INFO if api in v3 else self._METHOD_TO_INFO
         path, method = info[api]
         _points_flush()  # whatever this request reads or ends sees every point logged so far
         return _call(method, endpoint or path, json_body, response_proto or api.Response())

@@ -89,7 +89,12 @@ def _lockstep_bootstrap() -> None:
         try:
             import importlib.util
 
-            if importlib.util.find_spec("mlflow") and importlib.util.find_spec("lockstep"):
+            spec = importlib.util.find_spec("mlflow")
+            version = _mlflow_major(spec)
+            if version is not None and version < 3:
+                # lockstep's plugin speaks MLflow 3's client; an older one keeps its default.
+                report["mlflow"] = f"left alone: MLflow {version}.x"
+            elif spec is not None and importlib.util.find_spec("lockstep"):
                 os.environ["MLFLOW_TRACKING_URI"] = "lockstep:"
                 # The registry MLflow would derive from it, said outright: unset, each
                 # MLflow call looks for a Spark session first (an import attempt per call).
@@ -196,6 +201,20 @@ def _lockstep_bootstrap() -> None:
 
         with contextlib.suppress(ValueError):
             signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _mlflow_major(spec: "Any") -> "int | None":
+    """The major version of the MLflow package spec points at, read from its version.py
+    (importing MLflow takes a second; reading the file, microseconds); None if unknown."""
+    try:
+        folder = next(iter(spec.submodule_search_locations or []))
+        with open(os.path.join(folder, "version.py"), encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("VERSION"):
+                    return int(line.split("=", 1)[1].strip().strip("\"'").split(".")[0])
+    except Exception:
+        return None
+    return None
 
 
 def _chain_to_next_sitecustomize() -> None:
