@@ -9,7 +9,6 @@ nothing is written outside it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -193,8 +192,3 @@ def drop_upload(where: Path) -> None:
     import shutil
 
     shutil.rmtree(where, ignore_errors=True)
-
-
-def upload_name(path: str) -> str:
-    """A temporary file name for an upload in flight (never derived from the path itself)."""
-    return "mlflow-" + hashlib.sha256(path.encode()).hexdigest()[:16] + f"-{os.getpid()}"

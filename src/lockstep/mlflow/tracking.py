@@ -15,16 +15,13 @@ from lockstep.mlflow.base import Endpoints
 from lockstep.mlflow.matching import experiment_matches, filtered, page
 from lockstep.mlflow.values import (
     DEFAULT_EXPERIMENT,
-    DEFAULT_SEARCH_RESULTS,
     MAX_BATCH_METRICS,
     MAX_BATCH_PARAMS,
     MAX_BATCH_TAGS,
     MAX_BATCH_TOTAL,
     MAX_PARAM_LENGTH,
-    MAX_SEARCH_RESULTS,
     SOURCE_TAGS,
     STATUS_OUT,
-    VIEW_TYPES,
     checked_key,
     field_float,
     field_int,
@@ -37,6 +34,7 @@ from lockstep.mlflow.values import (
     missing,
     page_start,
     param_text,
+    search_scope,
 )
 
 if TYPE_CHECKING:
@@ -78,12 +76,7 @@ class TrackingEndpoints(Endpoints):
         return {"experiment": self._experiment_json(row)}
 
     def search_experiments(self, body: dict[str, Any]) -> dict[str, Any]:
-        stages = VIEW_TYPES.get(str(body.get("view_type") or "ACTIVE_ONLY"))
-        if stages is None:
-            raise invalid(f"Invalid view_type {body.get('view_type')!r}")
-        limit = field_int(body, "max_results", DEFAULT_SEARCH_RESULTS) or DEFAULT_SEARCH_RESULTS
-        if not 0 < limit <= MAX_SEARCH_RESULTS:
-            raise invalid(f"max_results must be between 1 and {MAX_SEARCH_RESULTS}")
+        stages, limit = search_scope(body, "view_type")
         self._default_experiment()
         rows = [self._experiment_json(r) for r in self.records.experiments(stages=stages)]
         rows = filtered(rows, body, experiment_matches)
@@ -317,15 +310,7 @@ class TrackingEndpoints(Endpoints):
     def search_runs(self, body: dict[str, Any]) -> dict[str, Any]:
         from lockstep.meta.mlflow_records import MlflowRecords
 
-        stages = VIEW_TYPES.get(str(body.get("run_view_type") or "ACTIVE_ONLY"))
-        if stages is None:
-            raise invalid(f"Invalid run_view_type {body.get('run_view_type')!r}")
-        limit = field_int(body, "max_results", DEFAULT_SEARCH_RESULTS) or DEFAULT_SEARCH_RESULTS
-        if not 0 < limit <= MAX_SEARCH_RESULTS:
-            raise invalid(
-                f"Invalid value {limit} for parameter 'max_results' supplied. It must be at "
-                f"most {MAX_SEARCH_RESULTS}"
-            )
+        stages, limit = search_scope(body, "run_view_type")
         names: dict[str, str] = {}
         for raw in field_list(body, "experiment_ids"):
             row = self.records.experiment(id=self._experiment_id(raw))

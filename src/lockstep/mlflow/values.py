@@ -173,3 +173,18 @@ def param_text(value: Any) -> str:
     if isinstance(value, int | float) or value is None:
         return str(value)
     return json.dumps(value)
+
+
+def search_scope(body: Mapping[str, Any], view_field: str) -> tuple[tuple[str, ...], int]:
+    """The lifecycle stages a search covers (view_field: MLflow's ACTIVE_ONLY,
+    DELETED_ONLY or ALL) and its max_results (MLflow's default and limit)."""
+    stages = VIEW_TYPES.get(str(body.get(view_field) or "ACTIVE_ONLY"))
+    if stages is None:
+        raise invalid(f"Invalid {view_field} {body.get(view_field)!r}")
+    limit = field_int(body, "max_results", DEFAULT_SEARCH_RESULTS) or DEFAULT_SEARCH_RESULTS
+    if not 0 < limit <= MAX_SEARCH_RESULTS:
+        raise invalid(
+            f"Invalid value {limit} for parameter 'max_results' supplied. It must be at most "
+            f"{MAX_SEARCH_RESULTS}"
+        )
+    return stages, limit

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -179,9 +181,11 @@ def add_routes(app: FastAPI) -> None:
     async def _receive(request: Request, project: Project, records: Any, clean: str) -> None:
         incoming = project.objects.root / "incoming-mlflow"
         incoming.mkdir(parents=True, exist_ok=True)
-        part = incoming / artifacts.upload_name(clean)
+        # A file of its own per upload: two clients putting one path at once never share.
+        fd, name = tempfile.mkstemp(dir=incoming, prefix="put-")
+        part = Path(name)
         try:
-            with open(part, "wb") as handle:
+            with os.fdopen(fd, "wb") as handle:
                 async for piece in request.stream():
                     handle.write(piece)
             digest, size = await run_in_threadpool(artifacts.store_file, project.objects, part)
